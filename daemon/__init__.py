@@ -1,0 +1,1 @@
+"""rvcd.daemon"""
