@@ -1,2 +1,292 @@
-def main():
-    print("hi")
+"""The `rvcd` command line: one sub-command per job, each with its own --help."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+log = logging.getLogger("rvcd")
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from rvcd.dsp.voice_model import read_voice_checkpoint
+
+    weights, meta, _ = read_voice_checkpoint(args.model)
+    n_params = sum(int(t.numel()) for k, t in weights.items() if not k.startswith("enc_q."))
+    report = {**meta.as_dict(), "n_parameters": n_params, "file_bytes": Path(args.model).stat().st_size}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(f"file:         {report['path']} ({report['file_bytes'] / 1e6:.1f} MB)")
+    print(f"version:      {report['version']} ({report['phone_dim']}-d content features)")
+    print(f"sample rate:  {report['sample_rate']} Hz")
+    print(f"pitch (f0):   {'yes' if report['f0'] else 'no'}")
+    print(f"speakers:     {report['n_speakers']}")
+    print(f"parameters:   {report['n_parameters']:,}")
+    print(f"info:         {report['info'] or '-'}")
+    return EXIT_OK
+
+
+def _cmd_make_test_model(args: argparse.Namespace) -> int:
+    from rvcd.dsp import test_models
+    from rvcd.dsp.voice_model import PHONE_DIMS
+
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rate = test_models.RATES[args.sr]
+    steps: list[tuple[str, Callable[[], Path]]] = [
+        (
+            "voice model",
+            lambda: test_models.write_voice_model(
+                out / "voice.pth", args.version, rate, args.f0, args.size, args.speakers, args.seed
+            ),
+        ),
+        (
+            "content encoder",
+            lambda: test_models.write_content_encoder(out / "hubert", args.size, args.version, args.seed),
+        ),
+        ("rmvpe", lambda: test_models.write_rmvpe(out / "rmvpe.pt", args.size, args.seed)),
+        (
+            "index",
+            lambda: test_models.write_index(
+                out / "voice.index", PHONE_DIMS[args.version], args.index_rows, args.seed
+            ),
+        ),
+    ]
+    for i, (what, make) in enumerate(steps, 1):
+        print(f"[{i}/{len(steps)}] writing {what} ...", file=sys.stderr, flush=True)
+        path = make()
+        print(f"      {path}", file=sys.stderr)
+    print(
+        f"random-weight {args.version} {args.sr} {'f0' if args.f0 else 'no-f0'} test model in "
+        f"{out}; try:\n  rvcd convert IN.wav OUT.wav --model {out / 'voice.pth'} "
+        f"--hubert {out / 'hubert'} --index {out / 'voice.index'} --rmvpe {out / 'rmvpe.pt'}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise CliError(f"{out}: already exists (use --force to overwrite)")
+    if not out.parent.is_dir():
+        raise CliError(f"{out.parent}: output directory does not exist")
+    if args.hubert is None:
+        raise CliError("--hubert is required: the content encoder (hubert_base.pt or an HF directory)")
+    if not 0.0 <= args.index_rate <= 1.0:
+        raise CliError(f"--index-rate {args.index_rate} outside 0..1")
+    if not -24 <= args.pitch <= 24:
+        raise CliError(f"--pitch {args.pitch} outside -24..24 semitones")
+
+    from rvcd.dsp.audio_io import read_audio, resample, to_mono, write_audio
+    from rvcd.dsp.pitch import SAMPLE_RATE, make_estimator
+    from rvcd.dsp.rvc_offline import convert_offline
+    from rvcd.dsp.rvc_window import RvcModels, RvcParams
+    from tqdm import tqdm
+
+    data, rate = read_audio(args.input)
+    models = RvcModels.load(args.model, args.hubert, args.index, device=args.device)
+    params = RvcParams(
+        pitch=args.pitch, index_rate=args.index_rate, speaker=args.speaker, protect=args.protect
+    )
+    models.check_speaker(params.speaker)
+    method = args.f0_method or ("rmvpe" if args.rmvpe else "harvest")
+    estimator = make_estimator(method, args.rmvpe, args.device) if models.voice.f0 else None
+    audio16k = resample(to_mono(data), rate, SAMPLE_RATE)
+    with tqdm(
+        total=1, unit="step", desc=f"converting {Path(args.input).name}", disable=None, file=sys.stderr
+    ) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        converted = convert_offline(
+            models, audio16k, estimator, params, rms_mix=args.rms_mix, progress=progress
+        )
+    # Write next to the target and rename, so a failure never leaves a half-written file.
+    fd, tmp = tempfile.mkstemp(suffix=out.suffix or ".wav", dir=out.parent)
+    os.close(fd)
+    try:
+        write_audio(tmp, converted, models.voice.sample_rate)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    seconds = len(converted) / models.voice.sample_rate
+    print(f"wrote {out} ({seconds:.2f} s at {models.voice.sample_rate} Hz)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_index_build(args: argparse.Namespace) -> int:
+    import numpy as np
+    from rvcd.dsp.retrieval import build_index
+
+    src = Path(args.features)
+    files = sorted(src.glob("*.npy")) if src.is_dir() else [src]
+    if not files or not all(f.is_file() for f in files):
+        raise CliError(f"{src}: no .npy feature files found")
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise CliError(f"{out}: already exists (use --force to overwrite)")
+    arrays = []
+    for f in files:
+        try:
+            arr = np.load(f, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise CliError(f"{f}: not a numpy .npy array file ({exc})") from exc
+        if arr.ndim != 2:
+            raise CliError(f"{f}: features must be [rows, dim], got shape {arr.shape}")
+        arrays.append(arr)
+    dims = {a.shape[1] for a in arrays}
+    if len(dims) != 1:
+        raise CliError(f"{src}: feature files disagree on the width: {sorted(dims)}")
+    feats = np.concatenate(arrays)
+    try:
+        build_index(feats, out, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except ValueError as exc:
+        raise CliError(f"{src}: {exc}") from exc
+    print(f"wrote {out} ({feats.shape[0]} x {feats.shape[1]} features)", file=sys.stderr)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rvcd",
+        description=(
+            "Real-time RVC voice conversion for JACK/PipeWire, driven over OSC.\n\n"
+            "Start with `rvcd make-test-model DIR` to get random-weight models in the real\n"
+            "formats, `rvcd inspect MODEL.pth` to see what a voice model is, and\n"
+            "`rvcd convert IN.wav OUT.wav --model M --hubert H` to convert a file."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "inspect",
+        help="show what a voice model is (version, rate, f0, speakers, size)",
+        description="Read an RVC voice .pth (safely: no code in it runs) and report it.",
+    )
+    p.add_argument("model", help="voice model file (.pth)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser(
+        "make-test-model",
+        help="write random-weight models in the real formats (for demos and tests)",
+        description=(
+            "Write OUT_DIR/voice.pth (RVC voice model), OUT_DIR/hubert/ (HF content\n"
+            "encoder), OUT_DIR/rmvpe.pt and OUT_DIR/voice.index, all with random weights\n"
+            "but in the exact formats real models use. --size full writes the real sizes\n"
+            "(HuBERT base, RVC's configs) for benchmarks; tiny keeps them small."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("out_dir", help="directory to write into (created if missing)")
+    p.add_argument("--version", choices=["v1", "v2"], default="v2", help="RVC version (default v2)")
+    p.add_argument("--sr", choices=["32k", "40k", "48k"], default="40k", help="model rate (default 40k)")
+    p.add_argument(
+        "--f0", action=argparse.BooleanOptionalAction, default=True, help="pitch-guided model (default yes)"
+    )
+    p.add_argument("--size", choices=["tiny", "full"], default="tiny", help="network size (default tiny)")
+    p.add_argument("--speakers", type=int, default=4, help="number of speakers (default 4)")
+    p.add_argument("--index-rows", type=int, default=2000, help="vectors in the index (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(func=_cmd_make_test_model)
+
+    p = sub.add_parser(
+        "convert",
+        help="convert an audio file with an RVC model (whole file, offline)",
+        description=(
+            "Convert IN (any rate, any channel count; mixed to mono) with an RVC voice\n"
+            "model and write OUT at the model's sample rate (16-bit WAV)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", help="input audio file (wav, flac, ogg, ...)")
+    p.add_argument("output", help="output WAV file")
+    p.add_argument("--model", required=True, help="voice model (.pth)")
+    p.add_argument("--hubert", help="content encoder: hubert_base.pt or an HF ContentVec directory")
+    p.add_argument("--index", help="faiss retrieval index (.index) built for this model")
+    p.add_argument("--rmvpe", help="rmvpe.pt, needed by --f0-method rmvpe")
+    p.add_argument(
+        "--f0-method",
+        choices=["rmvpe", "fcpe", "crepe", "crepe-tiny", "harvest", "dio", "pm"],
+        help="pitch estimator (default rmvpe when --rmvpe is given, else harvest)",
+    )
+    p.add_argument("--pitch", type=float, default=0.0, help="pitch shift in semitones, -24..24 (default 0)")
+    p.add_argument("--index-rate", type=float, default=0.75, help="retrieval blend 0..1 (default 0.75)")
+    p.add_argument("--speaker", type=int, default=0, help="speaker id (default 0)")
+    p.add_argument(
+        "--protect",
+        type=float,
+        default=0.33,
+        help="share of raw features kept in unvoiced frames, 0..0.5 (0.5 = off; default 0.33)",
+    )
+    p.add_argument(
+        "--rms-mix",
+        type=float,
+        default=1.0,
+        help="loudness envelope: 0 = input's, 1 = converted output's own (default 1)",
+    )
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("index", help="retrieval index tools")
+    isub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+    b = isub.add_parser(
+        "build",
+        help="build a faiss index from content features",
+        description=(
+            "Build an IVF,Flat faiss index the way RVC's training does, from FEATURES: one\n"
+            ".npy array [rows, dim] or a directory of them (RVC's 3_feature256/768)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("features", help=".npy file or directory of .npy files")
+    b.add_argument("output", help="index file to write")
+    b.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    b.set_defaults(func=_cmd_index_build)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from rvcd.dsp.safe_load import ModelFileError
+
+    try:
+        return int(args.func(args))
+    except (CliError, ModelFileError, FileNotFoundError, ValueError) as exc:
+        print(f"rvcd: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("rvcd: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -50,9 +50,7 @@ _FAIRSEQ_NAMES = (
 _DEFAULT_STRIDES = (5, 2, 2, 2, 2, 2, 2)
 
 
-def _rename(
-    state: dict[str, torch.Tensor], table: Iterable[tuple[str, str]]
-) -> dict[str, torch.Tensor]:
+def _rename(state: dict[str, torch.Tensor], table: Iterable[tuple[str, str]]) -> dict[str, torch.Tensor]:
     """Map checkpoint names onto ours; names no rule matches (training-only) are dropped."""
     out = {}
     for key, value in state.items():
@@ -81,9 +79,7 @@ def _config_from_tensors(
         need("feature_extractor.convs.0.weight")
     strides = strides or _DEFAULT_STRIDES
     if len(strides) != n_conv:
-        raise ModelFileError(
-            f"{source}: {n_conv} feature-extractor convolutions but {len(strides)} strides"
-        )
+        raise ModelFileError(f"{source}: {n_conv} feature-extractor convolutions but {len(strides)} strides")
     conv_layers = tuple(
         (int(w.shape[0]), int(w.shape[2]), int(s))
         for w, s in zip(
@@ -91,9 +87,7 @@ def _config_from_tensors(
         )
     )
     hidden = int(need("feature_proj.weight").shape[0])
-    n_layers = 1 + max(
-        (int(m.group(1)) for k in state if (m := re.match(r"layers\.(\d+)\.", k))), default=-1
-    )
+    n_layers = 1 + max((int(m.group(1)) for k in state if (m := re.match(r"layers\.(\d+)\.", k))), default=-1)
     if n_layers == 0:
         need("layers.0.q_proj.weight")
     pos = need("pos_conv.weight")
@@ -168,9 +162,7 @@ def _load_hf_directory(path: Path) -> ContentEncoder:
             raise ModelFileError(f"{pre}: not valid JSON: {exc}") from exc
     state = _rename(fold_state_dict(state), _HF_NAMES)
     strides = tuple(int(s) for s in config.get("conv_stride", _DEFAULT_STRIDES))
-    cfg = _config_from_tensors(
-        state, path, int(config.get("num_attention_heads", 12)), strides, normalize
-    )
+    cfg = _config_from_tensors(state, path, int(config.get("num_attention_heads", 12)), strides, normalize)
     return _build(state, cfg, path)
 
 

@@ -26,9 +26,7 @@ class WaveNet(nn.Module):
         super().__init__()
         self.hidden_channels = hidden_channels
         self.n_layers = n_layers
-        self.cond_layer = (
-            nn.Conv1d(gin_channels, 2 * hidden_channels * n_layers, 1) if gin_channels else None
-        )
+        self.cond_layer = nn.Conv1d(gin_channels, 2 * hidden_channels * n_layers, 1) if gin_channels else None
         self.in_layers = nn.ModuleList()
         self.res_skip_layers = nn.ModuleList()
         for i in range(n_layers):
@@ -46,9 +44,7 @@ class WaveNet(nn.Module):
             res_skip = 2 * hidden_channels if i < n_layers - 1 else hidden_channels
             self.res_skip_layers.append(nn.Conv1d(hidden_channels, res_skip, 1))
 
-    def forward(
-        self, x: torch.Tensor, x_mask: torch.Tensor, g: torch.Tensor | None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
         hc = self.hidden_channels
         output = torch.zeros_like(x)
         cond = self.cond_layer(g) if (g is not None and self.cond_layer is not None) else None
@@ -88,9 +84,7 @@ class MeanOnlyCoupling(nn.Module):
         self.enc = WaveNet(hidden_channels, kernel_size, dilation_rate, n_layers, gin_channels)
         self.post = nn.Conv1d(hidden_channels, self.half_channels, 1)
 
-    def reverse(
-        self, x: torch.Tensor, x_mask: torch.Tensor, g: torch.Tensor | None
-    ) -> torch.Tensor:
+    def reverse(self, x: torch.Tensor, x_mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
         x0, x1 = torch.split(x, [self.half_channels] * 2, 1)
         h = self.enc(self.pre(x0) * x_mask, x_mask, g)
         mean = self.post(h) * x_mask
@@ -102,9 +96,7 @@ class MeanOnlyCoupling(nn.Module):
 class ChannelFlip(nn.Module):
     """Reverses the channel order (`Flip`); it has no parameters."""
 
-    def reverse(
-        self, x: torch.Tensor, x_mask: torch.Tensor, g: torch.Tensor | None
-    ) -> torch.Tensor:
+    def reverse(self, x: torch.Tensor, x_mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
         return torch.flip(x, [1])
 
 
@@ -131,9 +123,7 @@ class CouplingFlow(nn.Module):
             )
             self.flows.append(ChannelFlip())
 
-    def reverse(
-        self, x: torch.Tensor, x_mask: torch.Tensor, g: torch.Tensor | None
-    ) -> torch.Tensor:
+    def reverse(self, x: torch.Tensor, x_mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
         for flow in reversed(self.flows):
             x = flow.reverse(x, x_mask, g)
         return x

@@ -109,9 +109,7 @@ class AttentionEncoder(nn.Module):
         self, channels: int, filter_channels: int, n_heads: int, n_layers: int, kernel_size: int
     ) -> None:
         super().__init__()
-        self.attn_layers = nn.ModuleList(
-            RelativeSelfAttention(channels, n_heads) for _ in range(n_layers)
-        )
+        self.attn_layers = nn.ModuleList(RelativeSelfAttention(channels, n_heads) for _ in range(n_layers))
         self.norm_layers_1 = nn.ModuleList(ChannelLayerNorm(channels) for _ in range(n_layers))
         self.ffn_layers = nn.ModuleList(
             FeedForward(channels, filter_channels, kernel_size) for _ in range(n_layers)
@@ -122,7 +120,10 @@ class AttentionEncoder(nn.Module):
         attn_mask = x_mask.unsqueeze(2) * x_mask.unsqueeze(-1)
         x = x * x_mask
         for attn, norm1, ffn, norm2 in zip(
-            self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2,
+            self.attn_layers,
+            self.norm_layers_1,
+            self.ffn_layers,
+            self.norm_layers_2,
             strict=True,
         ):
             x = norm1(x + attn(x, attn_mask))
@@ -153,9 +154,7 @@ class TextEncoder(nn.Module):
         self.hidden_channels = hidden_channels
         self.emb_phone = nn.Linear(phone_dim, hidden_channels)
         self.emb_pitch = nn.Embedding(256, hidden_channels) if f0 else None
-        self.encoder = AttentionEncoder(
-            hidden_channels, filter_channels, n_heads, n_layers, kernel_size
-        )
+        self.encoder = AttentionEncoder(hidden_channels, filter_channels, n_heads, n_layers, kernel_size)
         self.proj = nn.Conv1d(hidden_channels, out_channels * 2, 1)
 
     def forward(

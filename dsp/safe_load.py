@@ -137,8 +137,6 @@ def load_fairseq_checkpoint(path: str | Path) -> Any:
     try:
         # weights_only=False is required to pass a pickle_module; the module passed is
         # the restricted one above, which is stricter about what it rebuilds.
-        return torch.load(
-            path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule
-        )
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
     except Exception as exc:
         raise ModelFileError(_describe_failure(path, exc)) from exc

@@ -67,17 +67,14 @@ def _require(ckpt: dict[str, Any], key: str, kind: type | tuple[type, ...], path
     value = ckpt[key]
     if not isinstance(value, kind):
         raise ModelFileError(
-            f"{path}: key '{key}' has type {type(value).__name__}, expected "
-            f"{getattr(kind, '__name__', kind)}"
+            f"{path}: key '{key}' has type {type(value).__name__}, expected {getattr(kind, '__name__', kind)}"
         )
     return value
 
 
 def _synth_config(raw: list[Any], n_speakers: int, path: Path) -> SynthConfig:
     if len(raw) != 18:
-        raise ModelFileError(
-            f"{path}: key 'config' has {len(raw)} entries, expected the 18 hyper-parameters"
-        )
+        raise ModelFileError(f"{path}: key 'config' has {len(raw)} entries, expected the 18 hyper-parameters")
     try:
         sr = raw[17]
         sr = _SR_NAMES[sr] if isinstance(sr, str) else int(sr)
@@ -174,9 +171,7 @@ def load_voice_model(
     try:
         result = synth.load_state_dict(state, strict=False)
     except RuntimeError as exc:
-        raise ModelFileError(
-            f"{path}: weights do not match the network its config describes: {exc}"
-        ) from exc
+        raise ModelFileError(f"{path}: weights do not match the network its config describes: {exc}") from exc
     if result.missing_keys or result.unexpected_keys:
         details = []
         if result.missing_keys:
