@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -276,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # faiss announces at INFO which CPU build it loaded; that is noise to a user.
+    logging.getLogger("faiss").setLevel(logging.WARNING)
+    # pyworld 0.3.5 imports the deprecated pkg_resources at import time.
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     from rvcd.dsp.safe_load import ModelFileError
 
     try:

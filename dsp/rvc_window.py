@@ -96,7 +96,8 @@ def content_features(
     def double(x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x.transpose(1, 2), scale_factor=2).transpose(1, 2)
 
-    return double(feats), (double(raw) if feats is not raw else feats)
+    doubled = double(feats)
+    return doubled, (double(raw) if feats is not raw else doubled)
 
 
 @torch.inference_mode()

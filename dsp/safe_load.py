@@ -112,12 +112,18 @@ def _describe_failure(path: Path, exc: BaseException) -> str:
 
 
 def _check_readable(path: Path) -> None:
+    """Refuse missing, empty and non-checkpoint files before torch sees them."""
     if not path.exists():
         raise ModelFileError(f"{path}: no such file")
     if not path.is_file():
         raise ModelFileError(f"{path}: not a regular file")
     if path.stat().st_size == 0:
         raise ModelFileError(f"{path}: file is empty")
+    with path.open("rb") as f:
+        head = f.read(2)
+    # A checkpoint is a zip archive (torch >= 1.6) or a raw pickle (protocol >= 2).
+    if head != b"PK" and head[:1] != b"\x80":
+        raise ModelFileError(f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle)")
 
 
 def load_checkpoint(path: str | Path) -> Any:

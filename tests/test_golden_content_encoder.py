@@ -1,0 +1,53 @@
+"""HuBERT/ContentVec from both checkpoint layouts reproduces hubert.npz."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import load_manifest
+
+from rvcd.dsp.content_loader import load_content_encoder
+
+_META_KEYS = {"golden", "hidden_size", "layers", "final_dim"}
+
+
+def _entries() -> list[str]:
+    return [k for k in load_manifest("hubert-manifest.json") if k not in _META_KEYS]
+
+
+def _golden_file(golden) -> np.lib.npyio.NpzFile:
+    name = load_manifest("hubert-manifest.json")["golden"].split(":")[0].strip()
+    return np.load(golden / name)
+
+
+@pytest.mark.parametrize("name", _entries())
+def test_shape_matches_manifest(golden, name):
+    manifest = load_manifest("hubert-manifest.json")
+    enc = load_content_encoder(golden / name)
+    assert enc.cfg.hidden_size == manifest["hidden_size"]
+    assert enc.cfg.num_layers == manifest["layers"]
+    assert enc.cfg.final_dim == manifest["final_dim"]
+
+
+@pytest.mark.parametrize("name", _entries())
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_features_match_reference(golden, name, version):
+    data = _golden_file(golden)
+    enc = load_content_encoder(golden / name)
+    with torch.no_grad():
+        feats = enc.features(torch.from_numpy(data["audio"])[None], version)[0].numpy()
+    want = data[version]
+    assert feats.shape == want.shape
+    np.testing.assert_allclose(feats, want, atol=1e-4 * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.mark.parametrize("name", _entries())
+def test_perturbed_audio_changes_the_features(golden, name):
+    data = _golden_file(golden)
+    enc = load_content_encoder(golden / name)
+    audio = data["audio"].copy()
+    audio[::7] += 0.05
+    with torch.no_grad():
+        feats = enc.features(torch.from_numpy(audio)[None], "v2")[0].numpy()
+    assert np.abs(feats - data["v2"]).max() > 1e-3
