@@ -109,7 +109,7 @@ def methods() -> list[str]:
 
 
 def _load_all() -> None:
-    from . import f0_pm, f0_world, rmvpe  # noqa: F401  (registers estimators)
+    from . import f0_crepe, f0_fcpe, f0_pm, f0_world, rmvpe  # noqa: F401  (registers estimators)
 
 
 def make_estimator(method: str, rmvpe_path: str | Path | None = None, device: str = "cpu") -> PitchEstimator:

@@ -4,8 +4,7 @@ A port of the reference `E2E`, `DeepUnet`, `MelSpectrogram` and `RMVPE.decode`
 (RVC-Project WebUI `infer/rmvpe.py`). The network's shape parameters (blocks per stage,
 stages, intermediate layers, base channels, GRU layers and width) are read from the
 tensor shapes of `rmvpe.pt`, so the real file (4 blocks, 1 GRU layer, 16 channels) and
-smaller ones load alike. The mel filterbank is librosa's (HTK mel scale, Slaney area
-normalisation), written out because librosa is not a dependency.
+smaller ones load alike. The mel filterbank is librosa's with the HTK mel scale.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .mel import mel_filterbank
 from .pitch import HOP, SAMPLE_RATE, check_audio, fit_frames, n_frames, register
 from .safe_load import ModelFileError, load_checkpoint
 
@@ -34,39 +34,20 @@ POOL = (2, 2)
 _CENTS = np.pad(20 * np.arange(N_CLASSES) + 1997.3794084376191, (4, 4))
 
 
-def mel_filterbank(
-    sample_rate: int = SAMPLE_RATE,
-    n_fft: int = N_FFT,
-    n_mels: int = N_MELS,
-    fmin: float = MEL_FMIN,
-    fmax: float = MEL_FMAX,
-) -> np.ndarray:
-    """Triangular HTK-mel filters with Slaney normalisation, [n_mels, n_fft//2 + 1] float32
-    (what `librosa.filters.mel(..., htk=True)` returns)."""
-    fft_freqs = np.linspace(0, sample_rate / 2, 1 + n_fft // 2)
-    mel_lo, mel_hi = (2595.0 * np.log10(1.0 + f / 700.0) for f in (fmin, fmax))
-    mel_pts = np.linspace(mel_lo, mel_hi, n_mels + 2)
-    hz_pts = 700.0 * (10.0 ** (mel_pts / 2595.0) - 1.0)
-    widths = np.diff(hz_pts)
-    ramps = hz_pts[:, None] - fft_freqs[None, :]
-    weights = np.zeros((n_mels, len(fft_freqs)), dtype=np.float32)
-    for i in range(n_mels):
-        lower = -ramps[i] / widths[i]
-        upper = ramps[i + 2] / widths[i + 1]
-        weights[i] = np.maximum(0, np.minimum(lower, upper))
-    weights *= (2.0 / (hz_pts[2 : n_mels + 2] - hz_pts[:n_mels]))[:, None]
-    return weights
-
-
 class LogMel(nn.Module):
     """16 kHz audio [batch, samples] -> log-mel [batch, 128, samples//160 + 1]."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("basis", torch.from_numpy(mel_filterbank()), persistent=False)
+        basis = mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS, MEL_FMIN, MEL_FMAX, htk=True)
+        self.register_buffer("basis", torch.from_numpy(basis), persistent=False)
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        frames = audio.shape[-1] // HOP + 1
+        if audio.shape[-1] <= N_FFT // 2:
+            # Reflect padding needs more samples than half a window: zero-extend first.
+            audio = F.pad(audio, (0, N_FFT // 2 + 1 - audio.shape[-1]))
         spec = torch.stft(
             audio,
             N_FFT,
@@ -77,7 +58,7 @@ class LogMel(nn.Module):
             return_complex=True,
         )
         magnitude = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2))
-        return torch.log(torch.clamp(torch.matmul(self.basis, magnitude), min=1e-5))
+        return torch.log(torch.clamp(torch.matmul(self.basis, magnitude), min=1e-5))[..., :frames]
 
 
 class ConvBlockRes(nn.Module):

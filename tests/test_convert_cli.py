@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import noisy_tone
-
 from rvcd.daemon.cli import main
 from rvcd.dsp.pitch import make_estimator
 
@@ -63,7 +62,15 @@ def test_convert_refuses_to_overwrite_without_force(tiny_models, stereo_input, t
     d = tiny_models("v2", 40000, False)
     out = tmp_path / "out.wav"
     out.write_bytes(b"precious")
-    args = ["convert", str(stereo_input), str(out), "--model", str(d / "voice.pth"), "--hubert", str(d / "hubert")]
+    args = [
+        "convert",
+        str(stereo_input),
+        str(out),
+        "--model",
+        str(d / "voice.pth"),
+        "--hubert",
+        str(d / "hubert"),
+    ]
     assert main(args) == 1
     assert "already exists" in capsys.readouterr().err
     assert out.read_bytes() == b"precious"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import noisy_tone
-
 from rvcd.dsp.pitch import coarse_pitch, fill_unvoiced, make_estimator, methods, n_frames, shift_semitones
 
 
@@ -24,7 +23,9 @@ def test_coarse_pitch_mapping_matches_rvc_formula():
 def test_shift_and_fill():
     np.testing.assert_allclose(shift_semitones(np.array([0.0, 110.0]), 12), [0.0, 220.0])
     np.testing.assert_allclose(shift_semitones(np.array([440.0]), -7), [440.0 * 2 ** (-7 / 12)])
-    np.testing.assert_allclose(fill_unvoiced(np.array([0.0, 100.0, 0.0, 200.0, 0.0])), [100, 100, 150, 200, 200])
+    np.testing.assert_allclose(
+        fill_unvoiced(np.array([0.0, 100.0, 0.0, 200.0, 0.0])), [100, 100, 150, 200, 200]
+    )
     np.testing.assert_array_equal(fill_unvoiced(np.zeros(4)), np.zeros(4))
 
 
