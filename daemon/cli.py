@@ -94,11 +94,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     if not -24 <= args.pitch <= 24:
         raise CliError(f"--pitch {args.pitch} outside -24..24 semitones")
 
+    from tqdm import tqdm
+
     from rvcd.dsp.audio_io import read_audio, resample, to_mono, write_audio
     from rvcd.dsp.pitch import SAMPLE_RATE, make_estimator
     from rvcd.dsp.rvc_offline import convert_offline
     from rvcd.dsp.rvc_window import RvcModels, RvcParams
-    from tqdm import tqdm
 
     data, rate = read_audio(args.input)
     models = RvcModels.load(args.model, args.hubert, args.index, device=args.device)
@@ -136,6 +137,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def _cmd_index_build(args: argparse.Namespace) -> int:
     import numpy as np
+
     from rvcd.dsp.retrieval import build_index
 
     src = Path(args.features)

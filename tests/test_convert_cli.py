@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import noisy_tone
+
 from rvcd.daemon.cli import main
 from rvcd.dsp.pitch import make_estimator
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import load_manifest
+
 from rvcd.dsp.content_loader import load_content_encoder
 
 _META_KEYS = {"golden", "hidden_size", "layers", "final_dim"}

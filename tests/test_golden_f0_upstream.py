@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from rvcd.dsp.f0_crepe import Crepe
 from rvcd.dsp.f0_fcpe import Fcpe
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import load_manifest, rmvpe_entries
+
 from rvcd.dsp.rmvpe import Rmvpe, decode_salience
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import load_manifest, voice_entries
+
 from rvcd.dsp.voice_model import load_voice_model
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import noisy_tone
+
 from rvcd.dsp.pitch import coarse_pitch, fill_unvoiced, make_estimator, methods, n_frames, shift_semitones
 
 

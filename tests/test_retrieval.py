@@ -5,6 +5,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 import pytest
+
 from rvcd.daemon.cli import main
 from rvcd.dsp.retrieval import RetrievalIndex, build_index, ivf_lists
 from rvcd.dsp.safe_load import ModelFileError

@@ -7,6 +7,7 @@ import zipfile
 
 import pytest
 import torch
+
 from rvcd.daemon.cli import main
 from rvcd.dsp.content_loader import load_content_encoder
 from rvcd.dsp.rmvpe import load_rmvpe_net
