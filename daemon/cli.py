@@ -11,6 +11,11 @@ import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+from rvcd.daemon.engines import ENGINE_KINDS, EngineSpec, build_engine
+from rvcd.dsp.stream_params import GATE_OFF_DB, RANGES, StreamParams, clamp
+from rvcd.dsp.streamer import Streamer, StreamShape
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -81,57 +86,132 @@ def _cmd_make_test_model(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_convert(args: argparse.Namespace) -> int:
+def _check_convert_args(args: argparse.Namespace) -> Path:
     out = Path(args.output)
     if out.exists() and not args.force:
         raise CliError(f"{out}: already exists (use --force to overwrite)")
     if not out.parent.is_dir():
         raise CliError(f"{out.parent}: output directory does not exist")
-    if args.hubert is None:
+    for name, value in (("pitch", args.pitch), ("formant", args.formant), ("index_rate", args.index_rate)):
+        if clamp(name, value)[1]:
+            lo, hi = RANGES[name]
+            raise CliError(f"--{name.replace('_', '-')} {value} outside {lo:g}..{hi:g}")
+    if args.engine == "rvc" and args.model is None:
+        raise CliError("--model is required for the rvc engine (or use --engine world)")
+    if args.engine == "rvc" and args.hubert is None:
         raise CliError("--hubert is required: the content encoder (hubert_base.pt or an HF directory)")
-    if not 0.0 <= args.index_rate <= 1.0:
-        raise CliError(f"--index-rate {args.index_rate} outside 0..1")
-    if not -24 <= args.pitch <= 24:
-        raise CliError(f"--pitch {args.pitch} outside -24..24 semitones")
+    if args.offline and args.engine != "rvc":
+        raise CliError("--offline is the whole-file RVC path; it needs --engine rvc")
+    return out
+
+
+def _write_atomically(out: Path, audio: Any, rate: int) -> None:
+    """Write next to the target and rename, so a failure never leaves a half-written file."""
+    from rvcd.dsp.audio_io import write_audio
+
+    fd, tmp = tempfile.mkstemp(suffix=out.suffix or ".wav", dir=out.parent)
+    os.close(fd)
+    try:
+        write_audio(tmp, audio, rate)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    if args.engine is None:
+        args.engine = "rvc" if args.model else "world"
+    out = _check_convert_args(args)
 
     from tqdm import tqdm
 
-    from rvcd.dsp.audio_io import read_audio, resample, to_mono, write_audio
-    from rvcd.dsp.pitch import SAMPLE_RATE, make_estimator
-    from rvcd.dsp.rvc_offline import convert_offline
-    from rvcd.dsp.rvc_window import RvcModels, RvcParams
+    from rvcd.dsp.audio_io import read_audio, resample, to_mono
 
     data, rate = read_audio(args.input)
-    models = RvcModels.load(args.model, args.hubert, args.index, device=args.device)
-    params = RvcParams(
-        pitch=args.pitch, index_rate=args.index_rate, speaker=args.speaker, protect=args.protect
-    )
-    models.check_speaker(params.speaker)
+    audio = to_mono(data)
     method = args.f0_method or ("rmvpe" if args.rmvpe else "harvest")
-    estimator = make_estimator(method, args.rmvpe, args.device) if models.voice.f0 else None
-    audio16k = resample(to_mono(data), rate, SAMPLE_RATE)
+    params = StreamParams(
+        pitch=args.pitch,
+        formant=args.formant,
+        index_rate=args.index_rate,
+        f0_method=method,
+        speaker=args.speaker,
+        gate=args.gate,
+        rms_mix=args.rms_mix,
+        protect=args.protect,
+    )
+    spec = EngineSpec(
+        kind=args.engine,
+        model=args.model,
+        hubert=args.hubert,
+        index=args.index,
+        rmvpe=args.rmvpe,
+        device=args.device,
+        world_f0=method if method in ("dio", "harvest") else "dio",
+    )
+    engine = build_engine(spec)
+    models = getattr(engine, "models", None)
+    if models is not None:
+        models.check_speaker(args.speaker)
     with tqdm(
-        total=1, unit="step", desc=f"converting {Path(args.input).name}", disable=None, file=sys.stderr
+        total=1, unit="block", desc=f"converting {Path(args.input).name}", disable=None, file=sys.stderr
     ) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        converted = convert_offline(
-            models, audio16k, estimator, params, rms_mix=args.rms_mix, progress=progress
-        )
-    # Write next to the target and rename, so a failure never leaves a half-written file.
-    fd, tmp = tempfile.mkstemp(suffix=out.suffix or ".wav", dir=out.parent)
-    os.close(fd)
-    try:
-        write_audio(tmp, converted, models.voice.sample_rate)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    seconds = len(converted) / models.voice.sample_rate
-    print(f"wrote {out} ({seconds:.2f} s at {models.voice.sample_rate} Hz)", file=sys.stderr)
+        if args.offline:
+            from rvcd.dsp.pitch import SAMPLE_RATE, make_estimator
+            from rvcd.dsp.rvc_offline import convert_offline
+            from rvcd.dsp.rvc_window import RvcParams
+
+            estimator = make_estimator(method, args.rmvpe, args.device) if models.voice.f0 else None
+            rvc_params = RvcParams(args.pitch, args.index_rate, args.speaker, args.protect)
+            converted = convert_offline(
+                models, resample(audio, rate, SAMPLE_RATE), estimator, rvc_params, args.rms_mix, progress
+            )
+            out_rate = models.voice.sample_rate
+        else:
+            if rate % 100:
+                audio, rate = resample(audio, rate, 48000), 48000
+            shape = StreamShape.from_seconds(rate, args.block, args.crossfade, args.extra)
+            converted = Streamer(engine, shape).run(audio, params, progress)
+            out_rate = rate
+    _write_atomically(out, converted, out_rate)
+    print(f"wrote {out} ({len(converted) / out_rate:.2f} s at {out_rate} Hz)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from rvcd.dsp.benchmark import bench_engine
+
+    torch.set_num_threads(args.threads)
+    kinds = ["world", "rvc"] if args.engine == "all" else [args.engine]
+    with tempfile.TemporaryDirectory() as tmp:
+        model, hubert, rmvpe, index = args.model, args.hubert, args.rmvpe, args.index
+        if "rvc" in kinds and model is None:
+            from rvcd.dsp import test_models
+
+            print(f"writing {args.size} random-weight test models (v2, 40k) ...", file=sys.stderr, flush=True)
+            d = Path(tmp)
+            model = test_models.write_voice_model(d / "voice.pth", "v2", 40000, True, args.size)
+            hubert = test_models.write_content_encoder(d / "hubert", args.size, "v2")
+            rmvpe = test_models.write_rmvpe(d / "rmvpe.pt", args.size)
+        print(f"threads {args.threads}, graph rate {args.rate} Hz, {args.blocks} blocks after warm-up")
+        for kind in kinds:
+            spec = EngineSpec(
+                kind=kind, model=model, hubert=hubert, index=index, rmvpe=rmvpe, device=args.device
+            )
+            engine = build_engine(spec)
+            params = StreamParams(f0_method=args.f0_method, index_rate=0.75 if index else 0.0)
+            result = bench_engine(
+                engine, args.rate, args.block, args.crossfade, args.extra, args.blocks, params=params
+            )
+            print(result.line(), flush=True)
     return EXIT_OK
 
 
@@ -216,32 +296,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "convert",
-        help="convert an audio file with an RVC model (whole file, offline)",
+        help="convert an audio file, block by block as the live daemon does",
         description=(
-            "Convert IN (any rate, any channel count; mixed to mono) with an RVC voice\n"
-            "model and write OUT at the model's sample rate (16-bit WAV)."
+            "Convert IN (any rate, any channel count; mixed to mono) and write OUT as 16-bit\n"
+            "WAV. By default the file goes through the same block streamer as the live\n"
+            "daemon (output at the input's rate, aligned with the input); --offline runs\n"
+            "RVC's whole-file path instead (output at the model's rate). Without --model\n"
+            "the WORLD engine shifts pitch and formants with no model at all."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", help="input audio file (wav, flac, ogg, ...)")
     p.add_argument("output", help="output WAV file")
-    p.add_argument("--model", required=True, help="voice model (.pth)")
-    p.add_argument("--hubert", help="content encoder: hubert_base.pt or an HF ContentVec directory")
-    p.add_argument("--index", help="faiss retrieval index (.index) built for this model")
-    p.add_argument("--rmvpe", help="rmvpe.pt, needed by --f0-method rmvpe")
+    p.add_argument(
+        "--engine", choices=ENGINE_KINDS, help="conversion engine (default rvc with --model, else world)"
+    )
+    p.add_argument("--model", type=Path, help="voice model (.pth)")
+    p.add_argument(
+        "--hubert", type=Path, help="content encoder: hubert_base.pt or an HF ContentVec directory"
+    )
+    p.add_argument("--index", type=Path, help="faiss retrieval index (.index) built for this model")
+    p.add_argument("--rmvpe", type=Path, help="rmvpe.pt, needed by --f0-method rmvpe")
     p.add_argument(
         "--f0-method",
         choices=["rmvpe", "fcpe", "crepe", "crepe-tiny", "harvest", "dio", "pm"],
         help="pitch estimator (default rmvpe when --rmvpe is given, else harvest)",
     )
     p.add_argument("--pitch", type=float, default=0.0, help="pitch shift in semitones, -24..24 (default 0)")
+    p.add_argument(
+        "--formant", type=float, default=0.0, help="formant shift in semitones, -12..12 (default 0)"
+    )
     p.add_argument("--index-rate", type=float, default=0.75, help="retrieval blend 0..1 (default 0.75)")
     p.add_argument("--speaker", type=int, default=0, help="speaker id (default 0)")
     p.add_argument(
         "--protect",
         type=float,
         default=0.33,
-        help="share of raw features kept in unvoiced frames, 0..0.5 (0.5 = off; default 0.33)",
+        help="offline path: share of raw features kept in unvoiced frames, 0..0.5 (0.5 = off)",
     )
     p.add_argument(
         "--rms-mix",
@@ -249,9 +340,43 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="loudness envelope: 0 = input's, 1 = converted output's own (default 1)",
     )
+    p.add_argument("--gate", type=float, default=GATE_OFF_DB, help="input gate threshold, dBFS (default off)")
+    p.add_argument("--block", type=float, default=0.25, help="block length, seconds (default 0.25)")
+    p.add_argument("--crossfade", type=float, default=0.05, help="SOLA crossfade, seconds (default 0.05)")
+    p.add_argument("--extra", type=float, default=2.5, help="extra context per block, seconds (default 2.5)")
+    p.add_argument("--offline", action="store_true", help="RVC's whole-file path instead of the streamer")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser(
+        "bench",
+        help="measure per-stage milliseconds and the real-time factor",
+        description=(
+            "Stream a voice-like test signal through the engines and print the median\n"
+            "milliseconds per block for each stage and the real-time factor (processing\n"
+            "time / block duration; below 1 keeps up). Without --model the RVC engine runs\n"
+            "random-weight test models of --size (full = real sizes)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--engine", choices=[*ENGINE_KINDS, "all"], default="all", help="engine(s) to measure")
+    p.add_argument("--model", type=Path, help="voice model (default: random test model)")
+    p.add_argument("--hubert", type=Path, help="content encoder for --model")
+    p.add_argument("--index", type=Path, help="retrieval index for --model")
+    p.add_argument("--rmvpe", type=Path, help="rmvpe.pt for --model")
+    p.add_argument("--size", choices=["tiny", "full"], default="full", help="test model size (default full)")
+    p.add_argument("--f0-method", default="rmvpe", help="pitch estimator of the RVC engine (default rmvpe)")
+    p.add_argument("--rate", type=int, default=48000, help="graph sample rate, Hz (default 48000)")
+    p.add_argument("--block", type=float, default=0.25, help="block, seconds (default 0.25)")
+    p.add_argument("--crossfade", type=float, default=0.05, help="crossfade, seconds (default 0.05)")
+    p.add_argument("--extra", type=float, default=2.5, help="extra context, seconds (default 2.5)")
+    p.add_argument(
+        "--blocks", type=int, default=20, help="measured blocks after 3 warm-up blocks (default 20)"
+    )
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: cores)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("index", help="retrieval index tools")
     isub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)

@@ -41,10 +41,18 @@ def test_make_test_model_writes_every_artifact(tmp_path, capsys):
         ("v1", 40000, False, False, None),
     ],
 )
-def test_convert_produces_audio(tiny_models, stereo_input, tmp_path, version, rate, f0, use_index, method):
+@pytest.mark.parametrize("offline", [False, True], ids=["streamed", "offline"])
+def test_convert_produces_audio(
+    tiny_models, stereo_input, tmp_path, version, rate, f0, use_index, method, offline
+):
     d = tiny_models(version, rate, f0)
     out = tmp_path / "out.wav"
     args = ["convert", str(stereo_input), str(out), "--model", str(d / "voice.pth")]
+    if offline:
+        args.append("--offline")
+    else:
+        args += ["--extra", "0.5"]
+        rate = 44100
     args += ["--hubert", str(d / "hubert"), "--pitch", "5"]
     if use_index:
         args += ["--index", str(d / "voice.index"), "--index-rate", "0.6"]
@@ -75,7 +83,7 @@ def test_convert_refuses_to_overwrite_without_force(tiny_models, stereo_input, t
     assert main(args) == 1
     assert "already exists" in capsys.readouterr().err
     assert out.read_bytes() == b"precious"
-    assert main([*args, "--force"]) == 0
+    assert main([*args, "--force", "--offline"]) == 0
     assert sf.info(out).samplerate == 40000
 
 
@@ -105,7 +113,10 @@ def test_converted_pitch_follows_the_shift(tiny_models, tmp_path):
     for shift in (0, 12):
         out = tmp_path / f"out{shift}.wav"
         args = ["convert", str(src), str(out), "--model", str(d / "voice.pth"), "--hubert", str(d / "hubert")]
-        assert main([*args, "--f0-method", "pm", "--pitch", str(shift), "--index-rate", "0"]) == 0
+        assert (
+            main([*args, "--f0-method", "pm", "--pitch", str(shift), "--index-rate", "0", "--extra", "0.5"])
+            == 0
+        )
         audio, sr = sf.read(out, dtype="float32")
         import soxr
 
