@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -406,8 +405,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # faiss announces at INFO which CPU build it loaded; that is noise to a user.
     logging.getLogger("faiss").setLevel(logging.WARNING)
-    # pyworld 0.3.5 imports the deprecated pkg_resources at import time.
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     from rvcd.dsp.safe_load import ModelFileError
 
     try:
