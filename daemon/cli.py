@@ -19,6 +19,9 @@ from rvcd.dsp.streamer import Streamer, StreamShape
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+DEFAULT_CONFIG = Path(
+    os.environ.get("RVCD_CONFIG", Path(__file__).resolve().parent.parent / "configs" / "default.yaml")
+)
 
 log = logging.getLogger("rvcd")
 
@@ -214,6 +217,25 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rvcd.daemon.config import ConfigError, load_config
+    from rvcd.daemon.jack_io import JackUnavailableError
+    from rvcd.daemon.logs import setup_logging
+    from rvcd.daemon.service import Daemon
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    setup_logging("debug" if args.verbose else cfg.log.level)
+    daemon = Daemon(cfg)
+    try:
+        daemon.start()
+    except JackUnavailableError as exc:
+        raise CliError(str(exc)) from exc
+    return daemon.serve()
+
+
 def _cmd_index_build(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -260,6 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "run",
+        help="run the real-time daemon (JACK client + OSC control)",
+        description=(
+            "Run rvcd as a JACK client: ports <client>:in_N and out_N, the engine from the\n"
+            "configuration (default: configs/default.yaml, the WORLD engine, no model needed).\n"
+            "SIGHUP re-reads the configuration (a bad file keeps the running one);\n"
+            "SIGTERM/SIGINT stop cleanly. A JACK server must be running (jackd or PipeWire)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML configuration (default {DEFAULT_CONFIG})"
+    )
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
         "inspect",

@@ -72,6 +72,11 @@ class RvcEngine:
         self.buf16[:] = 0
         self.f0_cache[:] = 0
 
+    def fork(self) -> RvcEngine:
+        twin = RvcEngine(self.models, device=str(self.device), estimator_factory=self._make_estimator)
+        twin._estimators = self._estimators
+        return twin
+
     def _update_16k(self, window: np.ndarray) -> None:
         fresh = soxr.resample(window[-(self.block + 2 * self.zc) :], self.rate, SAMPLE_RATE, quality="HQ")
         self.buf16[: -self.block16] = self.buf16[self.block16 :]

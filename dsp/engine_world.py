@@ -56,6 +56,9 @@ class WorldEngine:
     def reset(self) -> None:
         """WORLD keeps no state between blocks."""
 
+    def fork(self) -> WorldEngine:
+        return WorldEngine(self.f0_method)
+
     def convert(self, window: np.ndarray, params: StreamParams, timings: dict[str, float]) -> np.ndarray:
         seg = window[-(self.tail + self.context) :].astype(np.float64)
         t0 = time.perf_counter()

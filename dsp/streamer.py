@@ -39,6 +39,10 @@ class Engine(Protocol):
     def reset(self) -> None:
         """Forget all history (caches) after a discontinuity."""
 
+    def fork(self) -> Engine:
+        """A new engine with its own stream state sharing the loaded models (one per channel)."""
+        ...
+
 
 @dataclass(frozen=True)
 class StreamShape:

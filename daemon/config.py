@@ -1,0 +1,246 @@
+"""The YAML configuration: schema, defaults, validation with messages that name the key.
+
+Every key has a type, a default and (for numbers) an allowed range; unknown keys are
+errors. Relative paths are resolved against the configuration file's directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rvcd.daemon.engines import ENGINE_KINDS, EngineSpec
+from rvcd.dsp.pitch import methods as f0_methods
+from rvcd.dsp.stream_params import RANGES, StreamParams
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key, the value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class JackConfig:
+    client_name: str = "rvcd"
+    server_name: str | None = None
+    channels: int = 1
+    connect_inputs: list[str] = field(default_factory=list)
+    connect_outputs: list[str] = field(default_factory=list)
+    underrun: str = "dry"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    kind: str = "world"
+    model: Path | None = None
+    index: Path | None = None
+    hubert: Path | None = None
+    rmvpe: Path | None = None
+    f0_method: str = "rmvpe"
+    world_f0: str = "dio"
+    device: str = "cpu"
+    dtype: str = "float32"
+    threads: int = 0
+    block: float = 0.25
+    extra: float = 0.5
+    crossfade: float = 0.05
+    headroom: float = 0.1
+    pitch: float = 0.0
+    formant: float = 0.0
+    index_rate: float = 0.0
+    speaker: int = 0
+    gate: float = -120.0
+    rms_mix: float = 1.0
+    protect: float = 0.33
+
+
+@dataclass(frozen=True)
+class OscConfig:
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = 9000
+    allowed_senders: list[str] = field(default_factory=list)
+    reply_port: int | None = None
+    meter_rate: float = 10.0
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    stats_interval: float = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    jack: JackConfig = field(default_factory=JackConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    osc: OscConfig = field(default_factory=OscConfig)
+    models_dir: Path | None = None
+    log: LogConfig = field(default_factory=LogConfig)
+    source: Path | None = None
+
+    def engine_spec(self) -> EngineSpec:
+        e = self.engine
+        return EngineSpec(e.kind, e.model, e.hubert, e.index, e.rmvpe, e.device, e.world_f0)
+
+    def initial_params(self) -> StreamParams:
+        e = self.engine
+        return StreamParams(
+            pitch=e.pitch,
+            formant=e.formant,
+            index_rate=e.index_rate,
+            f0_method=e.f0_method,
+            speaker=e.speaker,
+            gate=e.gate,
+            rms_mix=e.rms_mix,
+            protect=e.protect,
+        )
+
+
+# Numeric ranges beyond the conversion parameters' own.
+_RANGES: dict[str, tuple[float, float]] = {
+    "jack.channels": (1, 16),
+    "engine.threads": (0, 256),
+    "engine.block": (0.01, 5.0),
+    "engine.extra": (0.0, 10.0),
+    "engine.crossfade": (0.01, 0.5),
+    "engine.headroom": (0.0, 5.0),
+    "engine.speaker": (0, 100000),
+    "osc.port": (1, 65535),
+    "osc.reply_port": (1, 65535),
+    "osc.meter_rate": (0.1, 100.0),
+    "log.stats_interval": (0.0, 86400.0),
+    **{f"engine.{k}": v for k, v in RANGES.items()},
+}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "jack.underrun": ("dry", "silence"),
+    "engine.kind": ENGINE_KINDS,
+    "engine.world_f0": ("dio", "harvest"),
+    "engine.dtype": ("float32", "float16"),
+    "log.level": ("debug", "info", "warning", "error"),
+}
+_PATHS = {"engine.model", "engine.index", "engine.hubert", "engine.rmvpe", "models_dir"}
+_SECTIONS = {"jack": JackConfig, "engine": EngineConfig, "osc": OscConfig, "log": LogConfig}
+
+
+def _describe(value: Any) -> str:
+    return repr(value) if not isinstance(value, str) else f"'{value}'"
+
+
+def _coerce(key: str, value: Any, default: Any, annotation: str, base: Path) -> Any:
+    """Check one value against its declared type, range and choices."""
+    optional = "None" in annotation
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key}: a value is required (default {_describe(default)})")
+    if annotation.startswith("bool"):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: {_describe(value)} is not true/false")
+        return value
+    if annotation.startswith("int") or annotation == "int | None":
+        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+            raise ConfigError(f"{key}: {_describe(value)} is not a whole number")
+        value = int(value)
+    elif annotation.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: {_describe(value)} is not a number")
+        value = float(value)
+    elif annotation.startswith("list"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: {_describe(value)} is not a list of strings")
+        return list(value)
+    elif annotation.startswith("Path"):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: {_describe(value)} is not a path")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (base / path)
+    elif annotation.startswith("str") and not isinstance(value, str):
+        raise ConfigError(f"{key}: {_describe(value)} is not a string")
+    if key in _RANGES:
+        lo, hi = _RANGES[key]
+        if not lo <= value <= hi:
+            raise ConfigError(f"{key}: {value} is outside the allowed range {lo:g}..{hi:g}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ConfigError(f"{key}: {_describe(value)} is not one of {', '.join(_CHOICES[key])}")
+    return value
+
+
+def _section(name: str, cls: type, raw: Any, base: Path) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}: expected a mapping of keys, got {_describe(raw)}")
+    known = {f.name: f for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{name}.{key}: unknown key (known keys: {', '.join(sorted(known))})")
+    values = {}
+    for key, f in known.items():
+        default = f.default_factory() if f.default is MISSING else f.default
+        if key in raw:
+            values[key] = _coerce(f"{name}.{key}", raw[key], default, str(f.type), base)
+    return cls(**values)
+
+
+def parse_config(data: Any, base: Path, source: Path | None = None) -> Config:
+    """Validate parsed YAML (a mapping) into a `Config`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"the configuration must be a mapping of sections, got {_describe(data)}")
+    allowed = set(_SECTIONS) | {"models_dir"}
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"{key}: unknown section (known: {', '.join(sorted(allowed))})")
+    sections = {name: _section(name, cls, data.get(name), base) for name, cls in _SECTIONS.items()}
+    models_dir = _coerce("models_dir", data.get("models_dir"), None, "Path | None", base)
+    cfg = Config(**sections, models_dir=models_dir, source=source)
+    _cross_check(cfg)
+    return cfg
+
+
+def _cross_check(cfg: Config) -> None:
+    e = cfg.engine
+    if e.f0_method not in f0_methods():
+        raise ConfigError(f"engine.f0_method: '{e.f0_method}' is not one of {', '.join(f0_methods())}")
+    if e.kind == "rvc":
+        for key in ("model", "hubert"):
+            if getattr(e, key) is None:
+                raise ConfigError(f"engine.{key}: required when engine.kind is 'rvc'")
+        if e.f0_method == "rmvpe" and e.rmvpe is None:
+            raise ConfigError("engine.rmvpe: required when engine.f0_method is 'rmvpe' (path of rmvpe.pt)")
+    for key in ("model", "index", "hubert", "rmvpe"):
+        path = getattr(e, key)
+        if path is not None and e.kind == "rvc" and not path.exists():
+            raise ConfigError(f"engine.{key}: {path} does not exist")
+    if cfg.models_dir is not None and not cfg.models_dir.is_dir():
+        raise ConfigError(f"models_dir: {cfg.models_dir} is not a directory")
+    if cfg.osc.bind not in ("127.0.0.1", "localhost", "::1") and not cfg.osc.allowed_senders:
+        logging.getLogger("rvcd.config").warning(
+            "osc.bind is %s with no osc.allowed_senders: any host that can reach it may control rvcd",
+            cfg.osc.bind,
+        )
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a configuration file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from exc
+    try:
+        return parse_config(data, path.resolve().parent, path)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

@@ -1,0 +1,127 @@
+"""The JACK client: ports, the process callback, connections, latency, server events.
+
+The process callback hands the port buffers to the current `Pipeline.io` (or writes
+silence while there is none, e.g. during a reconfiguration); server events (shutdown,
+sample-rate and buffer-size changes, xruns) only set flags and counters for the service
+loop to act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+
+import jack
+
+from rvcd.daemon.config import JackConfig
+from rvcd.daemon.jack_latency import LatencyReporter
+from rvcd.daemon.pipeline import Pipeline
+
+log = logging.getLogger("rvcd.jack")
+# libjack prints its own diagnostics (e.g. every failed connection attempt) to stderr;
+# route them through logging at debug level instead.
+jack.set_error_function(lambda msg: log.debug("libjack: %s", msg))
+jack.set_info_function(lambda msg: log.debug("libjack: %s", msg))
+
+
+class JackUnavailableError(RuntimeError):
+    """No JACK server could be reached."""
+
+
+class JackIO:
+    """One JACK client with `channels` inputs and outputs."""
+
+    def __init__(self, cfg: JackConfig, latency: Callable[[], int]) -> None:
+        self.cfg = cfg
+        self.pipeline: Pipeline | None = None
+        self.xruns = 0
+        self.server_gone = threading.Event()
+        self.reconfigure = threading.Event()
+        self._latency = latency
+        try:
+            self.client = jack.Client(cfg.client_name, servername=cfg.server_name, no_start_server=True)
+        except jack.JackOpenError as exc:
+            where = f"server '{cfg.server_name}'" if cfg.server_name else "the default server"
+            raise JackUnavailableError(
+                f"cannot connect to JACK ({where}): is jackd or PipeWire running?"
+            ) from exc
+        self.inputs = [self.client.inports.register(f"in_{i + 1}") for i in range(cfg.channels)]
+        self.outputs = [self.client.outports.register(f"out_{i + 1}") for i in range(cfg.channels)]
+        self.rate = self.client.samplerate
+        self.period = self.client.blocksize
+        self.client.set_process_callback(self._process)
+        self.client.set_xrun_callback(self._xrun)
+        self.client.set_shutdown_callback(self._shutdown)
+        self.client.set_samplerate_callback(self._samplerate)
+        self.client.set_blocksize_callback(self._blocksize)
+        self._latency_reporter = LatencyReporter(self.client, self.inputs, self.outputs, latency)
+
+    @property
+    def name(self) -> str:
+        return self.client.name
+
+    def _process(self, frames: int) -> None:
+        pipeline = self.pipeline
+        if pipeline is None or frames != pipeline.period:
+            for port in self.outputs:
+                port.get_array().fill(0.0)
+            return
+        pipeline.io([p.get_array() for p in self.inputs], [p.get_array() for p in self.outputs], frames)
+
+    def _xrun(self, delay: float) -> None:
+        self.xruns += 1
+
+    def _shutdown(self, status: jack.Status, reason: str) -> None:
+        self.server_gone.set()
+
+    def _samplerate(self, rate: int) -> None:
+        if self.rate != rate:
+            self.rate = rate
+            self.reconfigure.set()
+
+    def _blocksize(self, blocksize: int) -> None:
+        if self.period != blocksize:
+            self.period = blocksize
+            self.reconfigure.set()
+
+    def activate(self) -> None:
+        self.client.activate()
+        self._connect(self.cfg.connect_inputs, self.inputs, outgoing=False)
+        self._connect(self.cfg.connect_outputs, self.outputs, outgoing=True)
+
+    def _connect(self, patterns: list[str], ports: list[jack.Port], outgoing: bool) -> None:
+        for pattern, port in zip(patterns, ports, strict=False):
+            try:
+                matches = self.client.get_ports(
+                    pattern, is_audio=True, is_input=outgoing, is_output=not outgoing
+                )
+            except re.error as exc:
+                log.warning("connect pattern %r is not a valid regular expression: %s", pattern, exc)
+                continue
+            if not matches:
+                log.warning("no JACK port matches %r for %s", pattern, port.name)
+            for other in matches:
+                try:
+                    if outgoing:
+                        self.client.connect(port, other)
+                    else:
+                        self.client.connect(other, port)
+                    log.info("connected %s %s %s", port.name, "->" if outgoing else "<-", other.name)
+                except jack.JackError as exc:
+                    log.warning("cannot connect %s and %s: %s", port.name, other.name, exc)
+
+    def update_latency(self) -> None:
+        self._latency_reporter.recompute()
+
+    def close(self) -> None:
+        """Deactivate, unregister the ports and leave the server (safe to call twice)."""
+        try:
+            if not self.server_gone.is_set():
+                self.client.deactivate()
+                for port in self.inputs + self.outputs:
+                    port.unregister()
+            self.client.close()
+        except jack.JackError as exc:
+            log.debug("closing the JACK client: %s", exc)

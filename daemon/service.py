@@ -1,0 +1,298 @@
+"""The daemon's lifecycle: start, the worker thread, reload, reconnect, stop.
+
+Threads: JACK's process thread runs `Pipeline.io`; one worker thread runs
+`Pipeline.work` (all inference); the main thread runs `serve()`, which reacts to
+signals (SIGHUP reload, SIGTERM/SIGINT stop) and JACK events (server gone, rate or
+period change), logs statistics and talks to systemd.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rvcd.control.param_store import ParamStore
+from rvcd.daemon.config import Config, ConfigError, load_config
+from rvcd.daemon.engines import build_engine
+from rvcd.daemon.jack_io import JackIO, JackUnavailableError
+from rvcd.daemon.pipeline import Pipeline
+from rvcd.daemon.sdnotify import Notifier
+from rvcd.dsp.streamer import Engine, StreamShape
+
+log = logging.getLogger("rvcd")
+RECONNECT_MIN_S = 0.5
+RECONNECT_MAX_S = 5.0
+STATUS_EVERY_S = 5.0
+
+
+@dataclass
+class Counters:
+    """Totals that survive reconfigurations and reconnections."""
+
+    underruns: int = 0
+    late_blocks: int = 0
+    xruns: int = 0
+    reconnects: int = 0
+
+
+class Daemon:
+    """One rvcd instance. `engine` may be injected (tests); otherwise built from config."""
+
+    def __init__(self, cfg: Config, engine: Engine | None = None, notifier: Notifier | None = None) -> None:
+        self.cfg = cfg
+        self.store = ParamStore(cfg.initial_params())
+        self.notifier = notifier or Notifier()
+        self.engine = engine or build_engine(cfg.engine_spec())
+        self.jack: JackIO | None = None
+        self.pipeline: Pipeline | None = None
+        self.counters = Counters()
+        self.started_at = time.monotonic()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._worker_error: BaseException | None = None
+        torch.set_num_threads(cfg.engine.threads or os.cpu_count() or 1)
+        # The JACK callback needs the GIL: hand it over quickly while the worker runs Python.
+        sys.setswitchinterval(0.001)
+
+    # -- latency and status ---------------------------------------------------------------
+
+    def latency_samples(self) -> int:
+        """Declared input-to-output latency in samples (0 before the first pipeline)."""
+        return self.pipeline.latency if self.pipeline else 0
+
+    def latency_seconds(self) -> float:
+        return self.latency_samples() / self.jack.rate if self.jack and self.pipeline else 0.0
+
+    def status(self) -> dict[str, Any]:
+        """Everything `/rvcd/status` and the logs report."""
+        p = self.pipeline
+        stats = p.stats() if p else None
+        return {
+            "params": self.store.snapshot(),
+            "engine": self.engine.name,
+            "model": str(self.cfg.engine.model) if self.cfg.engine.model else "",
+            "rate": self.jack.rate if self.jack else 0,
+            "period": self.jack.period if self.jack else 0,
+            "latency_samples": self.latency_samples(),
+            "latency_ms": 1000 * self.latency_seconds(),
+            "load": stats.load if stats else 0.0,
+            "p50_ms": stats.p50_ms if stats else 0.0,
+            "p99_ms": stats.p99_ms if stats else 0.0,
+            "xruns": self.counters.xruns + (self.jack.xruns if self.jack else 0),
+            "underruns": self.counters.underruns + (p.underruns if p else 0),
+            "late_blocks": self.counters.late_blocks + (p.late_blocks if p else 0),
+            "blocks": stats.blocks if stats else 0,
+            "uptime_s": time.monotonic() - self.started_at,
+            "reconnects": self.counters.reconnects,
+        }
+
+    def _status_line(self) -> str:
+        s = self.status()
+        return (
+            f"{s['engine']} {s['rate']} Hz, latency {s['latency_ms']:.0f} ms, load {s['load']:.2f}, "
+            f"p99 {s['p99_ms']:.0f} ms, xruns {s['xruns']}, underruns {s['underruns']}"
+        )
+
+    # -- building -------------------------------------------------------------------------
+
+    def _make_pipeline(self, rate: int, period: int) -> Pipeline:
+        e = self.cfg.engine
+        shape = StreamShape.from_seconds(rate, e.block, e.crossfade, e.extra)
+        engines = [self.engine.fork() for _ in range(self.cfg.jack.channels)]
+        return Pipeline(
+            engines,
+            shape,
+            period,
+            int(round(e.headroom * rate)),
+            self.store,
+            underrun_silence=self.cfg.jack.underrun == "silence",
+        )
+
+    def _retire_pipeline(self) -> None:
+        if self.pipeline is not None:
+            self.counters.underruns += self.pipeline.underruns
+            self.counters.late_blocks += self.pipeline.late_blocks
+
+    def _connect(self) -> None:
+        """Open the JACK client, build and warm up a pipeline, activate, connect ports."""
+        jack_io = JackIO(self.cfg.jack, self.latency_samples)
+        self.jack = jack_io
+        pipeline = self._make_pipeline(jack_io.rate, jack_io.period)
+        warm_ms = pipeline.warm_up()
+        self._retire_pipeline()
+        self.pipeline = pipeline
+        jack_io.pipeline = pipeline
+        jack_io.activate()
+        jack_io.update_latency()
+        log.info(
+            "JACK client '%s' active at %d Hz, period %d: %d channel(s), engine %s, block %.3f s, "
+            "latency %d samples (%.1f ms), warm-up %.0f ms",
+            jack_io.name,
+            jack_io.rate,
+            jack_io.period,
+            self.cfg.jack.channels,
+            self.engine.name,
+            pipeline.shape.block / jack_io.rate,
+            pipeline.latency,
+            1000 * pipeline.latency / jack_io.rate,
+            warm_ms,
+        )
+
+    def _disconnect(self) -> None:
+        if self.jack is not None:
+            self.counters.xruns += self.jack.xruns
+            self.jack.pipeline = None
+            self.jack.close()
+            self.jack = None
+
+    # -- worker ---------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        last_ping = 0.0
+        reported_errors = 0
+        try:
+            while not self._stop.is_set():
+                pipeline = self.pipeline
+                if pipeline is None or not pipeline.work():
+                    time.sleep(0.001)
+                elif pipeline.errors != reported_errors:
+                    if reported_errors == 0 or pipeline.errors % 100 == 0:
+                        log.error(
+                            "conversion failed (%d blocks so far), playing dry: %s",
+                            pipeline.errors,
+                            pipeline.last_error,
+                        )
+                    reported_errors = pipeline.errors
+                now = time.monotonic()
+                interval = self.notifier.watchdog_interval
+                if interval is not None and now - last_ping >= interval:
+                    self.notifier.watchdog()
+                    last_ping = now
+        except BaseException as exc:  # reported by serve(), which stops the daemon
+            self._worker_error = exc
+            self._stop.set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect to JACK and start converting; raises JackUnavailableError if no server."""
+        self._connect()
+        self._worker = threading.Thread(target=self._work, name="rvcd-worker", daemon=True)
+        self._worker.start()
+        self.notifier.ready(self._status_line())
+
+    def stop(self) -> None:
+        """Stop the worker, unregister the ports and leave JACK."""
+        self.notifier.stopping()
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+        summary = self._status_line()
+        self._disconnect()
+        log.info("stopped: %s", summary)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def reload(self) -> bool:
+        """Re-read the configuration file; a bad file keeps the running configuration."""
+        if self.cfg.source is None:
+            log.warning("reload requested but the configuration did not come from a file")
+            return False
+        try:
+            new = load_config(self.cfg.source)
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return False
+        structural = (
+            new.engine_spec(),
+            new.jack,
+            new.engine.block,
+            new.engine.extra,
+            new.engine.crossfade,
+        ) != (
+            self.cfg.engine_spec(),
+            self.cfg.jack,
+            self.cfg.engine.block,
+            self.cfg.engine.extra,
+            self.cfg.engine.crossfade,
+        )
+        if structural:
+            try:
+                engine = (
+                    build_engine(new.engine_spec())
+                    if new.engine_spec() != self.cfg.engine_spec()
+                    else self.engine
+                )
+            except (ValueError, OSError) as exc:
+                log.error("reload failed, keeping the running configuration: %s", exc)
+                return False
+            self.engine = engine
+            self.cfg = new
+            self._disconnect()
+            self._connect()
+        else:
+            self.cfg = new
+        self.store.replace(new.initial_params())
+        log.info("configuration reloaded from %s", new.source)
+        return True
+
+    def _reconnect(self) -> None:
+        log.warning("the JACK server went away; reconnecting (state kept)")
+        self._disconnect()
+        delay = RECONNECT_MIN_S
+        attempts = 0
+        while not self._stop.wait(delay):
+            attempts += 1
+            try:
+                self._connect()
+                self.counters.reconnects += 1
+                log.info("reconnected to JACK after %d attempt(s)", attempts)
+                return
+            except JackUnavailableError:
+                if attempts == 1 or attempts % 10 == 0:
+                    log.info("JACK still unavailable (attempt %d, retrying every %.1f s)", attempts, delay)
+                delay = min(RECONNECT_MAX_S, delay * 2)
+
+    def serve(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the process exit status."""
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        last_stats = last_status = time.monotonic()
+        while not self._stop.wait(0.1):
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+            jack_io = self.jack
+            if jack_io is not None and jack_io.server_gone.is_set():
+                self._reconnect()
+            elif jack_io is not None and jack_io.reconfigure.is_set():
+                log.info("JACK changed to %d Hz, period %d: reconfiguring", jack_io.rate, jack_io.period)
+                self._disconnect()
+                self._connect()
+            now = time.monotonic()
+            if now - last_status >= STATUS_EVERY_S:
+                self.notifier.status(self._status_line())
+                last_status = now
+            interval = self.cfg.log.stats_interval
+            if interval and now - last_stats >= interval:
+                log.info("%s", self._status_line())
+                last_stats = now
+        self.stop()
+        if self._worker_error is not None:
+            log.error("the worker failed: %s", self._worker_error)
+            return 1
+        return 0
