@@ -1,0 +1,126 @@
+"""Test helpers: a private JACK server, and player/recorder clients around rvcd's ports."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import jack
+import numpy as np
+
+RATE = 48000
+PERIOD = 256
+
+
+class JackServer:
+    """`jackd --no-realtime -d dummy` on a unique server name; stop() kills it."""
+
+    def __init__(self, rate: int = RATE, period: int = PERIOD, name: str | None = None) -> None:
+        if shutil.which("jackd") is None:
+            raise RuntimeError("jackd is not installed (scripts/setup.sh installs jackd2)")
+        self.name = name or f"rvcd-test-{uuid.uuid4().hex[:8]}"
+        self.rate = rate
+        self.period = period
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        command = ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(self.rate)]
+        self.log = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            [*command, "-p", str(self.period)], stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                jack.Client("probe", servername=self.name, no_start_server=True).close()
+                return
+            except jack.JackOpenError:
+                time.sleep(0.05)
+        raise RuntimeError(f"jackd {self.name} did not come up: {Path(self.log.name).read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        # SIGTERM, not SIGKILL: a killed jackd leaves its entry in JACK's shared-memory
+        # registry, and after a few of those no new server can start.
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            self.proc = None
+
+
+class Rig:
+    """A player feeding `<target>:in_1` and a recorder on `<target>:out_1`, both
+    timestamped with JACK frame time so recordings align with what was played."""
+
+    def __init__(self, server: str, target: str = "rvcd", channel: int = 1) -> None:
+        self.player = jack.Client("rig-player", servername=server, no_start_server=True)
+        self.recorder = jack.Client("rig-recorder", servername=server, no_start_server=True)
+        self.rate = self.player.samplerate
+        self.play_port = self.player.outports.register("out")
+        self.rec_port = self.recorder.inports.register("in")
+        self.lock = threading.Lock()
+        self.signal = np.zeros(0, dtype=np.float32)
+        self.start_frame: int | None = None
+        self.recording: dict[int, np.ndarray] = {}
+        self.player.set_process_callback(self._play)
+        self.recorder.set_process_callback(self._record)
+        self.player.activate()
+        self.recorder.activate()
+        self.player.connect(self.play_port, f"{target}:in_{channel}")
+        self.recorder.connect(f"{target}:out_{channel}", self.rec_port)
+
+    def _play(self, frames: int) -> None:
+        buf = self.play_port.get_array()
+        buf.fill(0.0)
+        start = self.start_frame
+        if start is None:
+            return
+        pos = self.player.last_frame_time - start
+        lo, hi = max(pos, 0), min(pos + frames, len(self.signal))
+        if lo < hi:
+            buf[lo - pos : hi - pos] = self.signal[lo:hi]
+
+    def _record(self, frames: int) -> None:
+        self.recording[self.recorder.last_frame_time] = self.rec_port.get_array().copy()
+
+    def play(self, signal: np.ndarray, tail_seconds: float = 1.0) -> np.ndarray:
+        """Play `signal`, wait for it and `tail_seconds` more; return what came back,
+        sample i aligned with signal sample i (so a delay of d shows as a shift by d)."""
+        self.recording.clear()
+        self.signal = np.asarray(signal, dtype=np.float32)
+        self.start_frame = self.player.last_frame_time + 4 * self.player.blocksize
+        total = len(signal) + int(tail_seconds * self.rate)
+        time.sleep(total / self.rate + 0.3)
+        start = self.start_frame
+        self.start_frame = None
+        out = np.zeros(total, dtype=np.float32)
+        for frame, chunk in list(self.recording.items()):
+            pos = frame - start
+            if -len(chunk) < pos < total:
+                lo, hi = max(pos, 0), min(pos + len(chunk), total)
+                out[lo:hi] = chunk[lo - pos : hi - pos]
+        return out
+
+    def close(self) -> None:
+        for client in (self.player, self.recorder):
+            try:
+                client.deactivate()
+                client.close()
+            except jack.JackError:
+                pass
+
+
+def delay_of(played: np.ndarray, recorded: np.ndarray, max_delay: int) -> int:
+    """Lag (samples) at which `recorded` best matches `played` (cross-correlation)."""
+    size = 2 * len(recorded)
+    xc = np.fft.irfft(np.fft.rfft(recorded, size) * np.conj(np.fft.rfft(played, size)), size)
+    return int(np.argmax(xc[: max_delay + 1]))

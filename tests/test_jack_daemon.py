@@ -1,0 +1,260 @@
+"""rvcd as a real JACK client: ports, audio through the WORLD default, bypass, latency,
+late engines, a server restart, and configuration errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jack
+import numpy as np
+import pytest
+from jack_rig import RATE, JackServer, Rig, delay_of
+from test_streamer import _median_f0, _tone
+
+from rvcd.daemon.config import load_config
+from rvcd.daemon.service import Daemon
+from rvcd.dsp.engine_world import WorldEngine
+
+ROOT = Path(__file__).resolve().parent.parent
+RVCD = [sys.executable, "-m", "rvcd.daemon.cli"]
+
+
+@pytest.fixture()
+def server():
+    srv = JackServer()
+    yield srv
+    srv.stop()
+
+
+def _config(tmp_path: Path, server: JackServer, extra: str = "") -> Path:
+    path = tmp_path / "rvcd.yaml"
+    path.write_text(
+        f"""
+jack:
+  server_name: {server.name}
+engine:
+  kind: world
+  block: 0.1
+  crossfade: 0.02
+  extra: 0.1
+  headroom: 0.05
+osc:
+  enabled: false
+log:
+  stats_interval: 0
+{extra}
+"""
+    )
+    return path
+
+
+@pytest.fixture()
+def daemon(tmp_path, server):
+    d = Daemon(load_config(_config(tmp_path, server)))
+    d.start()
+    rig = Rig(server.name)
+    yield d, rig
+    rig.close()
+    d.stop()
+
+
+def test_ports_exist_and_latency_is_reported(daemon, server):
+    d, _ = daemon
+    probe = jack.Client("probe", servername=server.name, no_start_server=True)
+    try:
+        names = {p.name for p in probe.get_ports("rvcd:")}
+        assert names == {"rvcd:in_1", "rvcd:out_1"}
+    finally:
+        probe.close()
+    block, crossfade, search = int(0.1 * RATE), int(0.02 * RATE), RATE // 100
+    assert d.latency_samples() == block + 2 * server.period + int(0.05 * RATE) + crossfade + search
+
+
+def test_world_default_plus_12_semitones_doubles_f0(daemon):
+    d, rig = daemon
+    d.store.set("pitch", 12)
+    x = _tone(180.0, 2.0)
+    y = rig.play(x)
+    lat = d.latency_samples()
+    steady = y[lat + RATE // 4 : lat + len(x) - RATE // 4]
+    assert _median_f0(steady) / 180.0 == pytest.approx(2.0, rel=0.02)
+
+
+def test_bypass_returns_the_input_bit_exact_after_the_latency(daemon):
+    d, rig = daemon
+    d.store.set("bypass", True)
+    time.sleep(0.5)
+    x = (np.random.default_rng(3).standard_normal(RATE) * 0.1).astype(np.float32)
+    y = rig.play(x)
+    lat = d.latency_samples()
+    np.testing.assert_array_equal(y[lat : lat + len(x)], x)
+
+
+@pytest.mark.parametrize("bypass", [True, False])
+def test_measured_delay_equals_reported_latency(daemon, bypass):
+    d, rig = daemon
+    d.store.set("bypass", bypass)
+    time.sleep(0.5)
+    x = _tone(150.0, 1.5) * np.hanning(int(1.5 * RATE)).astype(np.float32)
+    y = rig.play(x)
+    measured = delay_of(x, y, 2 * d.latency_samples())
+    search = RATE // 100
+    if bypass:
+        assert measured == d.latency_samples()
+    else:
+        # SOLA may align the converted audio up to one search window (10 ms) earlier.
+        assert d.latency_samples() - search - 48 <= measured <= d.latency_samples() + 48
+
+
+class SlowEngine(WorldEngine):
+    """WORLD, plus a configurable sleep per block: a stand-in for an engine that is late."""
+
+    delay = 0.0
+
+    def fork(self):
+        return self
+
+    def convert(self, window, params, timings):
+        time.sleep(self.delay)
+        return window[-self.tail :].copy()
+
+
+def test_late_engine_plays_dry_counts_underruns_and_recovers(tmp_path, server):
+    engine = SlowEngine()
+    d = Daemon(load_config(_config(tmp_path, server)), engine=engine)
+    d.start()
+    rig = Rig(server.name)
+    try:
+        x = (np.random.default_rng(4).standard_normal(2 * RATE) * 0.1).astype(np.float32)
+        engine.delay = 0.3
+        y = rig.play(x)
+        status = d.status()
+        assert status["underruns"] > 10
+        assert status["xruns"] == 0, "rvcd's callback must not cause xruns while the worker is late"
+        lat = d.latency_samples()
+        # Late blocks are replaced by the dry input delayed by the declared latency.
+        dry = np.isclose(y[lat : lat + len(x)], x, atol=1e-6)
+        assert dry.mean() > 0.8
+        engine.delay = 0.0
+        time.sleep(1.0)
+        before = d.status()["underruns"]
+        rig.play(x)
+        assert d.status()["underruns"] == before, "no underruns once the engine is fast again"
+        assert d.status()["xruns"] == 0
+    finally:
+        rig.close()
+        d.stop()
+
+
+def _spawn(config: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*RVCD, "run", "--config", str(config)],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+
+
+def _wait_for_ports(server: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            probe = jack.Client("probe", servername=server, no_start_server=True)
+            try:
+                if probe.get_ports("rvcd:out_1"):
+                    return
+            finally:
+                probe.close()
+        except jack.JackOpenError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("rvcd's ports did not appear")
+
+
+def test_daemon_reconnects_after_jackd_restart(tmp_path, server):
+    proc = _spawn(_config(tmp_path, server))
+    try:
+        _wait_for_ports(server.name)
+        server.stop()
+        time.sleep(1.0)
+        assert proc.poll() is None, "the daemon must survive the server going away"
+        server.start()
+        _wait_for_ports(server.name)
+        time.sleep(0.5)
+        rig = Rig(server.name)
+        try:
+            y = rig.play(_tone(200.0, 1.0))
+        finally:
+            rig.close()
+        assert np.sqrt(np.mean(y**2)) > 0.05, "audio flows again after the restart"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "reconnected to JACK" in err
+    assert "Traceback" not in err
+
+
+def test_sigterm_stops_cleanly_and_unregisters(tmp_path, server):
+    proc = _spawn(_config(tmp_path, server))
+    _wait_for_ports(server.name)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "Traceback" not in err
+    probe = jack.Client("probe", servername=server.name, no_start_server=True)
+    try:
+        assert not probe.get_ports("rvcd:")
+    finally:
+        probe.close()
+
+
+def test_sighup_reloads_and_a_bad_file_keeps_running(tmp_path, server):
+    cfg = _config(tmp_path, server)
+    proc = _spawn(cfg)
+    try:
+        _wait_for_ports(server.name)
+        cfg.write_text(cfg.read_text().replace("kind: world", "kind: world\n  pitch: 99"))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert proc.poll() is None
+        _wait_for_ports(server.name)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert "reload failed, keeping the running configuration" in err
+    assert "engine.pitch: 99.0 is outside the allowed range -24..24" in err
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("engine:\n  pitch: 40\n", "engine.pitch: 40.0 is outside the allowed range -24..24"),
+        ("engine:\n  blok: 0.2\n", "engine.blok: unknown key"),
+        ("jack:\n  channels: two\n", "jack.channels: 'two' is not a whole number"),
+        ("engine: [unclosed\n", "not valid YAML at line"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_key(tmp_path, yaml_text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    proc = subprocess.run([*RVCD, "run", "--config", str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert message in lines[0]
+
+
+def test_missing_jack_server_is_a_clear_error(tmp_path):
+    path = tmp_path / "nojack.yaml"
+    path.write_text("jack:\n  server_name: rvcd-no-such-server\nosc:\n  enabled: false\n")
+    proc = subprocess.run([*RVCD, "run", "--config", str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "cannot connect to JACK (server 'rvcd-no-such-server')" in proc.stderr
+    assert "Traceback" not in proc.stderr
