@@ -31,7 +31,7 @@ class JackServer:
 
     def start(self) -> None:
         command = ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(self.rate)]
-        self.log = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log", delete=False)  # noqa: SIM115
         self.proc = subprocess.Popen(
             [*command, "-p", str(self.period)], stdout=self.log, stderr=subprocess.STDOUT
         )

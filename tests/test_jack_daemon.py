@@ -107,8 +107,10 @@ def test_measured_delay_equals_reported_latency(daemon, bypass):
     if bypass:
         assert measured == d.latency_samples()
     else:
-        # SOLA may align the converted audio up to one search window (10 ms) earlier.
-        assert d.latency_samples() - search - 48 <= measured <= d.latency_samples() + 48
+        # SOLA may align the converted audio up to one search window (10 ms) earlier, and
+        # WORLD's minimum-phase resynthesis peaks about 2 ms after each pulse (measured
+        # offline: 88 samples at 48 kHz).
+        assert d.latency_samples() - search <= measured <= d.latency_samples() + 2 * RATE // 1000
 
 
 class SlowEngine(WorldEngine):
