@@ -59,7 +59,8 @@ class Daemon:
         self._reload = threading.Event()
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
-        torch.set_num_threads(cfg.engine.threads or os.cpu_count() or 1)
+        # Leave one core to the audio callback and the JACK server unless told otherwise.
+        torch.set_num_threads(cfg.engine.threads or max(1, (os.cpu_count() or 1) - 1))
         # The JACK callback needs the GIL: hand it over quickly while the worker runs Python.
         sys.setswitchinterval(0.001)
 

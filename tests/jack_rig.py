@@ -20,7 +20,10 @@ PERIOD = 256
 class JackServer:
     """`jackd --no-realtime -d dummy` on a unique server name; stop() kills it."""
 
-    def __init__(self, rate: int = RATE, period: int = PERIOD, name: str | None = None) -> None:
+    def __init__(
+        self, rate: int = RATE, period: int = PERIOD, name: str | None = None, realtime: bool = False
+    ) -> None:
+        self.realtime = realtime
         if shutil.which("jackd") is None:
             raise RuntimeError("jackd is not installed (scripts/setup.sh installs jackd2)")
         self.name = name or f"rvcd-test-{uuid.uuid4().hex[:8]}"
@@ -30,7 +33,8 @@ class JackServer:
         self.start()
 
     def start(self) -> None:
-        command = ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(self.rate)]
+        mode = ["-R", "-P", "70"] if self.realtime else ["--no-realtime"]
+        command = ["jackd", "-n", self.name, *mode, "-d", "dummy", "-r", str(self.rate)]
         self.log = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log", delete=False)  # noqa: SIM115
         self.proc = subprocess.Popen(
             [*command, "-p", str(self.period)], stdout=self.log, stderr=subprocess.STDOUT
