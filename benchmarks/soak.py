@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -84,10 +85,13 @@ def main() -> int:
 
             client.set_process_callback(play)
             client.activate()
-            deadline = time.monotonic() + 180
-            while not client.get_ports("rvcd:in_1"):
+            lines: list[str] = []
+            reader = threading.Thread(target=lambda: lines.extend(rvcd.stderr), daemon=True)
+            reader.start()
+            deadline = time.monotonic() + 300
+            while not any("active at" in line for line in lines):
                 if time.monotonic() > deadline or rvcd.poll() is not None:
-                    raise RuntimeError("rvcd did not come up")
+                    raise RuntimeError("rvcd did not come up: " + "".join(lines[-20:]))
                 time.sleep(0.5)
             client.connect(port, "rvcd:in_1")
             print(
@@ -99,9 +103,11 @@ def main() -> int:
             client.close()
         finally:
             rvcd.send_signal(signal.SIGTERM)
-            _, err = rvcd.communicate(timeout=60)
+            rvcd.wait(timeout=60)
+            reader.join(timeout=10)
             jackd.terminate()
             jackd.wait(timeout=10)
+    err = "".join(lines)
     for line in err.splitlines():
         if "rvcd:" in line and ("active" in line or "stopped" in line or "load" in line):
             print(line)

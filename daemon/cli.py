@@ -233,6 +233,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         daemon.start()
     except JackUnavailableError as exc:
         raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliError(f"cannot listen for OSC on {cfg.osc.bind}:{cfg.osc.port}: {exc.strerror}") from exc
     return daemon.serve()
 
 

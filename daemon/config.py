@@ -109,7 +109,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "engine.crossfade": (0.01, 0.5),
     "engine.headroom": (0.0, 5.0),
     "engine.speaker": (0, 100000),
-    "osc.port": (1, 65535),
+    "osc.port": (0, 65535),
     "osc.reply_port": (1, 65535),
     "osc.meter_rate": (0.1, 100.0),
     "log.stats_interval": (0.0, 86400.0),

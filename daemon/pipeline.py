@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import statistics
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ class Pipeline:
         self.level_in = np.zeros(self.channels, dtype=np.float32)
         self.level_out = np.zeros(self.channels, dtype=np.float32)
         self.times_ms: collections.deque[float] = collections.deque(maxlen=2000)
+        self._pending: tuple[Engine, threading.Event] | None = None
 
     # -- real-time side ------------------------------------------------------------------
 
@@ -110,8 +112,28 @@ class Pipeline:
 
     # -- worker side ---------------------------------------------------------------------
 
+    def swap_engine(self, engine: Engine, timeout: float = 30.0) -> bool:
+        """Hand `engine` to the worker, which installs it at the next block boundary
+        (the streamers keep their windows, so SOLA crossfades from the old engine's
+        output into the new one's). Returns once installed, False on timeout."""
+        done = threading.Event()
+        self._pending = (engine, done)
+        return done.wait(timeout)
+
+    def _install_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        engine, done = pending
+        params = self.store.snapshot()
+        for i, streamer in enumerate(self.streamers):
+            streamer.replace_engine(engine if i == 0 else engine.fork(), params)
+        done.set()
+
     def work(self) -> bool:
         """Convert the next block if it is complete; returns False when there was none."""
+        if self._pending is not None:
+            self._install_pending()
         if self.t0 is None:
             return False
         k = self.next_block

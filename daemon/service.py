@@ -9,20 +9,24 @@ period change), logs statistics and talks to systemd.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from rvcd.control.osc_server import OscServer, OscSettings, Reply
 from rvcd.control.param_store import ParamStore
 from rvcd.daemon.config import Config, ConfigError, load_config
 from rvcd.daemon.engines import build_engine
 from rvcd.daemon.jack_io import JackIO, JackUnavailableError
+from rvcd.daemon.model_swap import ModelSwapper, build_rvc_engine
 from rvcd.daemon.pipeline import Pipeline
 from rvcd.daemon.sdnotify import Notifier
 from rvcd.dsp.streamer import Engine, StreamShape
@@ -59,6 +63,9 @@ class Daemon:
         self._reload = threading.Event()
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
+        self.model_label = cfg.engine.model.name if cfg.engine.model else ""
+        self.osc: OscServer | None = None
+        self.swapper = ModelSwapper(self._build_swap_engine, self._install_engine)
         # Leave one core to the audio callback and the JACK server unless told otherwise.
         torch.set_num_threads(cfg.engine.threads or max(1, (os.cpu_count() or 1) - 1))
         # The JACK callback needs the GIL: hand it over quickly while the worker runs Python.
@@ -80,7 +87,7 @@ class Daemon:
         return {
             "params": self.store.snapshot(),
             "engine": self.engine.name,
-            "model": str(self.cfg.engine.model) if self.cfg.engine.model else "",
+            "model": self.model_label,
             "rate": self.jack.rate if self.jack else 0,
             "period": self.jack.period if self.jack else 0,
             "latency_samples": self.latency_samples(),
@@ -95,6 +102,47 @@ class Daemon:
             "uptime_s": time.monotonic() - self.started_at,
             "reconnects": self.counters.reconnects,
         }
+
+    # -- control target (OSC) ---------------------------------------------------------------
+
+    def meters(self) -> dict[str, float]:
+        p = self.pipeline
+
+        def db(x: float) -> float:
+            return float(20 * math.log10(max(x, 1e-6)))
+
+        return {
+            "in_db": db(float(p.level_in.max())) if p else -120.0,
+            "out_db": db(float(p.level_out.max())) if p else -120.0,
+            "latency_ms": 1000 * self.latency_seconds(),
+            "load": p.stats().load if p else 0.0,
+        }
+
+    def n_speakers(self) -> int | None:
+        models = getattr(self.engine, "models", None)
+        return models.voice.meta.n_speakers if models is not None else None
+
+    def model_name(self) -> str:
+        return self.model_label
+
+    def request_model(self, model: Path, index: Path | None, label: str, reply: Reply) -> None:
+        self.swapper.request(model, index, label, reply)
+
+    def _build_swap_engine(self, model: Path, index: Path | None) -> Engine:
+        e = self.cfg.engine
+        return build_rvc_engine(model, index, e.hubert, e.rmvpe, e.device, self.engine)
+
+    def _install_engine(self, engine: Engine, label: str) -> None:
+        pipeline = self.pipeline
+        if pipeline is not None and not pipeline.swap_engine(engine):
+            log.warning("the worker did not take model %s within 30 s", label)
+        self.engine = engine
+        self.model_label = label
+        models = getattr(engine, "models", None)
+        if models is not None:
+            n = models.voice.meta.n_speakers
+            if self.store.snapshot().speaker >= n:
+                self.store.set("speaker", n - 1)
 
     def _status_line(self) -> str:
         s = self.status()
@@ -185,16 +233,28 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect to JACK and start converting; raises JackUnavailableError if no server."""
+        """Connect to JACK, start converting and listening for OSC; raises
+        JackUnavailableError if no server, OSError if the OSC port is taken."""
+        o = self.cfg.osc
+        if o.enabled:
+            settings = OscSettings(
+                o.bind, o.port, tuple(o.allowed_senders), o.reply_port, o.meter_rate, self.cfg.models_dir
+            )
+            self.osc = OscServer(settings, self)
         self._connect()
         self._worker = threading.Thread(target=self._work, name="rvcd-worker", daemon=True)
         self._worker.start()
+        if self.osc is not None:
+            self.osc.start()
         self.notifier.ready(self._status_line())
 
     def stop(self) -> None:
         """Stop the worker, unregister the ports and leave JACK."""
         self.notifier.stopping()
         self._stop.set()
+        if self.osc is not None:
+            self.osc.stop()
+        self.swapper.stop()
         if self._worker is not None:
             self._worker.join(timeout=10)
         summary = self._status_line()

@@ -72,6 +72,16 @@ class RvcEngine:
         self.buf16[:] = 0
         self.f0_cache[:] = 0
 
+    def prime(self, window: np.ndarray, params: StreamParams) -> None:
+        """Fill the 16 kHz copy and the pitch cache from a whole window at once, so that
+        an engine swapped into a running stream starts with full context."""
+        fresh = soxr.resample(window, self.rate, SAMPLE_RATE, quality="HQ")
+        n = min(len(fresh), len(self.buf16))
+        self.buf16[-n:] = fresh[-n:]
+        if self.models.voice.f0:
+            f0 = self.estimator(params.f0_method)(self.buf16)
+            self.f0_cache[:] = f0[: self.p_len]
+
     def fork(self) -> RvcEngine:
         twin = RvcEngine(self.models, device=str(self.device), estimator_factory=self._make_estimator)
         twin._estimators = self._estimators

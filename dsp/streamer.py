@@ -139,6 +139,16 @@ class Streamer:
     def latency(self) -> int:
         return self.shape.latency
 
+    def replace_engine(self, engine: Engine, params: StreamParams) -> None:
+        """Continue the stream with another engine: it is prepared and, if it can, primed
+        with the current window; the next block crossfades from the old engine's tail."""
+        s = self.shape
+        engine.prepare(s.rate, s.window, s.tail, s.block)
+        prime = getattr(engine, "prime", None)
+        if prime is not None:
+            prime(self.window, params)
+        self.engine = engine
+
     def reset(self) -> None:
         self.window[:] = 0
         self.sola_buffer[:] = 0

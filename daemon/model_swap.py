@@ -1,0 +1,167 @@
+"""Loading a voice model in the background and swapping it in at a block boundary.
+
+Loads run one at a time on their own thread while the current model keeps converting;
+a request that arrives while another is waiting replaces it (the waiting one is told it
+was superseded). A failed load (missing, corrupt, hostile, wrong dimension) is reported
+and changes nothing. The peak resident memory of the process during the load and swap
+is measured (Linux: VmHWM, reset through /proc/self/clear_refs first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rvcd.dsp.engine_rvc import RvcEngine
+from rvcd.dsp.rvc_window import RvcModels
+from rvcd.dsp.safe_load import ModelFileError
+from rvcd.dsp.streamer import Engine
+
+log = logging.getLogger("rvcd.models")
+Reply = Callable[[str, list[Any]], None]
+
+
+def _proc_status_kib(field: str) -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak_rss() -> None:
+    """Make VmHWM start again from the current RSS (Linux >= 4.0)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_mib() -> float:
+    return _proc_status_kib("VmHWM") / 1024
+
+
+def rss_mib() -> float:
+    return _proc_status_kib("VmRSS") / 1024
+
+
+@dataclass
+class SwapRequest:
+    model: Path
+    index: Path | None
+    label: str
+    reply: Reply
+
+
+class ModelSwapper:
+    """Serialised background loads; `install(engine, label)` performs the swap."""
+
+    def __init__(
+        self,
+        build: Callable[[Path, Path | None], Engine],
+        install: Callable[[Engine, str], None],
+    ) -> None:
+        self._build = build
+        self._install = install
+        self._pending: SwapRequest | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rvcd-model-loader", daemon=True)
+        self.last_report: dict[str, float] = {}
+        self._thread.start()
+
+    def request(self, model: Path, index: Path | None, label: str, reply: Reply) -> None:
+        with self._lock:
+            superseded = self._pending
+            self._pending = SwapRequest(model, index, label, reply)
+        if superseded is not None:
+            superseded.reply("/rvcd/error", ["/rvcd/model", f"{superseded.label}: superseded by {label}"])
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                req, self._pending = self._pending, None
+            if req is None or self._stop.is_set():
+                continue
+            self._load(req)
+
+    def _load(self, req: SwapRequest) -> None:
+        began = time.monotonic()
+        before = rss_mib()
+        reset_peak_rss()
+        try:
+            engine = self._build(req.model, req.index)
+        except (ModelFileError, ValueError, OSError) as exc:
+            log.error("model %s not loaded, the current one keeps running: %s", req.label, exc)
+            req.reply("/rvcd/error", ["/rvcd/model", str(exc)])
+            return
+        loaded = time.monotonic()
+        self._install(engine, req.label)
+        report = {
+            "load_s": loaded - began,
+            "swap_s": time.monotonic() - loaded,
+            "rss_before_mib": before,
+            "peak_mib": peak_rss_mib(),
+            "rss_after_mib": rss_mib(),
+        }
+        self.last_report = report
+        log.info(
+            "model %s active: loaded in %.2f s, swapped in %.2f s, peak memory %.0f MiB (before %.0f MiB)",
+            req.label,
+            report["load_s"],
+            report["swap_s"],
+            report["peak_mib"],
+            report["rss_before_mib"],
+        )
+        req.reply("/rvcd/model/loaded", [req.label, report["load_s"], report["peak_mib"]])
+
+
+def build_rvc_engine(
+    model: Path,
+    index: Path | None,
+    hubert: Path | None,
+    rmvpe: Path | None,
+    device: str,
+    current: Engine,
+) -> Engine:
+    """A new RVC engine for `model`, reusing the running content encoder when it fits."""
+    encoder = current.models.encoder if isinstance(current, RvcEngine) else None
+    if encoder is None:
+        if hubert is None:
+            raise ValueError("engine.hubert is not configured: a content encoder is needed for RVC models")
+        return RvcEngine(RvcModels.load(model, hubert, index, device=device), rmvpe, device)
+    from rvcd.dsp.content_loader import load_content_encoder
+    from rvcd.dsp.retrieval import RetrievalIndex
+    from rvcd.dsp.voice_model import load_voice_model
+
+    voice = load_voice_model(model, device=device)
+    if encoder.feature_dim(voice.version) != voice.meta.phone_dim:
+        if hubert is None:
+            raise ModelFileError(
+                f"{model}: needs {voice.meta.phone_dim}-d features and no other encoder is set"
+            )
+        encoder = load_content_encoder(hubert).to(device)
+    models = RvcModels(voice=voice, encoder=encoder)
+    dim = encoder.feature_dim(voice.version)
+    if dim != voice.meta.phone_dim:
+        raise ModelFileError(
+            f"{model}: takes {voice.meta.phone_dim}-d features, the content encoder gives {dim}-d"
+        )
+    if index is not None:
+        models.index = RetrievalIndex.load(index, expected_dim=voice.meta.phone_dim)
+    return RvcEngine(models, rmvpe, device)
