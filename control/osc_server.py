@@ -70,7 +70,11 @@ class OscSettings:
 @dataclass
 class OscCounters:
     received: int = 0
+    """Datagrams read from the socket (the kernel may drop more under a flood)."""
+    accepted: int = 0
+    """Datagrams parsed and dispatched."""
     handled: int = 0
+    """Messages dispatched (a bundle holds several)."""
     malformed: int = 0
     oversized: int = 0
     flooded: int = 0
@@ -190,6 +194,7 @@ class OscServer:
             c.malformed += 1
             self._error(reply, "", f"malformed OSC packet: {exc}")
             return
+        c.accepted += 1
         for timed in packet.messages:
             msg = timed.message
             self.dispatch(msg.address, list(msg.params), reply, sender)

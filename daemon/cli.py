@@ -271,6 +271,13 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_stream_shape_args(p: argparse.ArgumentParser) -> None:
+    """--block/--crossfade/--extra with RVC's realtime defaults."""
+    p.add_argument("--block", type=float, default=0.25, help="block length, seconds (default 0.25)")
+    p.add_argument("--crossfade", type=float, default=0.05, help="SOLA crossfade, seconds (default 0.05)")
+    p.add_argument("--extra", type=float, default=2.5, help="extra context per block, seconds (default 2.5)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rvcd",
@@ -380,9 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="loudness envelope: 0 = input's, 1 = converted output's own (default 1)",
     )
     p.add_argument("--gate", type=float, default=GATE_OFF_DB, help="input gate threshold, dBFS (default off)")
-    p.add_argument("--block", type=float, default=0.25, help="block length, seconds (default 0.25)")
-    p.add_argument("--crossfade", type=float, default=0.05, help="SOLA crossfade, seconds (default 0.05)")
-    p.add_argument("--extra", type=float, default=2.5, help="extra context per block, seconds (default 2.5)")
+    _add_stream_shape_args(p)
     p.add_argument("--offline", action="store_true", help="RVC's whole-file path instead of the streamer")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
@@ -407,9 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", choices=["tiny", "full"], default="full", help="test model size (default full)")
     p.add_argument("--f0-method", default="rmvpe", help="pitch estimator of the RVC engine (default rmvpe)")
     p.add_argument("--rate", type=int, default=48000, help="graph sample rate, Hz (default 48000)")
-    p.add_argument("--block", type=float, default=0.25, help="block, seconds (default 0.25)")
-    p.add_argument("--crossfade", type=float, default=0.05, help="crossfade, seconds (default 0.05)")
-    p.add_argument("--extra", type=float, default=2.5, help="extra context, seconds (default 2.5)")
+    _add_stream_shape_args(p)
     p.add_argument(
         "--blocks", type=int, default=20, help="measured blocks after 3 warm-up blocks (default 20)"
     )

@@ -149,5 +149,8 @@ class ContentEncoder(nn.Module):
         raise ValueError(f"unknown RVC version {version!r} (expected 'v1' or 'v2')")
 
     def feature_dim(self, version: str) -> int:
-        """Feature width for a model version: final_dim for v1, hidden size for v2."""
-        return self.cfg.final_dim if version == "v1" else self.cfg.hidden_size
+        """Feature width for a model version: final_dim for v1, hidden size for v2; 0 when
+        this encoder cannot serve the version (v1 needs 9 layers and final_proj)."""
+        if version == "v1":
+            return self.cfg.final_dim if len(self.layers) >= 9 else 0
+        return self.cfg.hidden_size

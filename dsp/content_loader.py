@@ -20,46 +20,65 @@ from .content_encoder import ContentEncoder, ContentEncoderConfig
 from .safe_load import ModelFileError, load_checkpoint, load_fairseq_checkpoint
 from .weight_norm import fold_state_dict
 
-_HF_NAMES = (
-    (r"feature_extractor\.conv_layers\.0\.layer_norm\.", "feature_extractor.group_norm."),
-    (r"feature_extractor\.conv_layers\.(\d+)\.conv\.", r"feature_extractor.convs.\1."),
-    (r"feature_projection\.layer_norm\.", "feature_norm."),
-    (r"feature_projection\.projection\.", "feature_proj."),
-    (r"encoder\.pos_conv_embed\.conv\.", "pos_conv."),
-    (r"encoder\.layer_norm\.", "encoder_norm."),
-    (r"encoder\.layers\.(\d+)\.attention\.(\w+_proj)\.", r"layers.\1.\2."),
-    (r"encoder\.layers\.(\d+)\.layer_norm\.", r"layers.\1.attn_norm."),
-    (r"encoder\.layers\.(\d+)\.feed_forward\.intermediate_dense\.", r"layers.\1.fc1."),
-    (r"encoder\.layers\.(\d+)\.feed_forward\.output_dense\.", r"layers.\1.fc2."),
-    (r"encoder\.layers\.(\d+)\.final_layer_norm\.", r"layers.\1.final_norm."),
-    (r"final_proj\.", "final_proj."),
+# (our name, checkpoint name) prefixes; {n} is a layer number, {proj} one of q/k/v/out_proj.
+HF_LAYOUT = (
+    ("feature_extractor.group_norm.", "feature_extractor.conv_layers.0.layer_norm."),
+    ("feature_extractor.convs.{n}.", "feature_extractor.conv_layers.{n}.conv."),
+    ("feature_norm.", "feature_projection.layer_norm."),
+    ("feature_proj.", "feature_projection.projection."),
+    ("pos_conv.", "encoder.pos_conv_embed.conv."),
+    ("encoder_norm.", "encoder.layer_norm."),
+    ("layers.{n}.{proj}.", "encoder.layers.{n}.attention.{proj}."),
+    ("layers.{n}.attn_norm.", "encoder.layers.{n}.layer_norm."),
+    ("layers.{n}.fc1.", "encoder.layers.{n}.feed_forward.intermediate_dense."),
+    ("layers.{n}.fc2.", "encoder.layers.{n}.feed_forward.output_dense."),
+    ("layers.{n}.final_norm.", "encoder.layers.{n}.final_layer_norm."),
+    ("final_proj.", "final_proj."),
 )
-_FAIRSEQ_NAMES = (
-    (r"feature_extractor\.conv_layers\.0\.2\.", "feature_extractor.group_norm."),
-    (r"feature_extractor\.conv_layers\.(\d+)\.0\.", r"feature_extractor.convs.\1."),
-    (r"layer_norm\.", "feature_norm."),
-    (r"post_extract_proj\.", "feature_proj."),
-    (r"encoder\.pos_conv\.0\.", "pos_conv."),
-    (r"encoder\.layer_norm\.", "encoder_norm."),
-    (r"encoder\.layers\.(\d+)\.self_attn\.(\w+_proj)\.", r"layers.\1.\2."),
-    (r"encoder\.layers\.(\d+)\.self_attn_layer_norm\.", r"layers.\1.attn_norm."),
-    (r"encoder\.layers\.(\d+)\.fc([12])\.", r"layers.\1.fc\2."),
-    (r"encoder\.layers\.(\d+)\.final_layer_norm\.", r"layers.\1.final_norm."),
-    (r"final_proj\.", "final_proj."),
+FAIRSEQ_LAYOUT = (
+    ("feature_extractor.group_norm.", "feature_extractor.conv_layers.0.2."),
+    ("feature_extractor.convs.{n}.", "feature_extractor.conv_layers.{n}.0."),
+    ("feature_norm.", "layer_norm."),
+    ("feature_proj.", "post_extract_proj."),
+    ("pos_conv.", "encoder.pos_conv.0."),
+    ("encoder_norm.", "encoder.layer_norm."),
+    ("layers.{n}.{proj}.", "encoder.layers.{n}.self_attn.{proj}."),
+    ("layers.{n}.attn_norm.", "encoder.layers.{n}.self_attn_layer_norm."),
+    ("layers.{n}.fc1.", "encoder.layers.{n}.fc1."),
+    ("layers.{n}.fc2.", "encoder.layers.{n}.fc2."),
+    ("layers.{n}.final_norm.", "encoder.layers.{n}.final_layer_norm."),
+    ("final_proj.", "final_proj."),
 )
-_DEFAULT_STRIDES = (5, 2, 2, 2, 2, 2, 2)
+_FIELDS = {"n": r"(?P<n>\d+)", "proj": r"(?P<proj>[qkv]_proj|out_proj)"}
 
 
-def _rename(state: dict[str, torch.Tensor], table: Iterable[tuple[str, str]]) -> dict[str, torch.Tensor]:
-    """Map checkpoint names onto ours; names no rule matches (training-only) are dropped."""
+def _pattern(template: str) -> re.Pattern[str]:
+    regex = re.escape(template)
+    for name, group in _FIELDS.items():
+        regex = regex.replace(re.escape("{" + name + "}"), group)
+    return re.compile("^" + regex)
+
+
+def rename(
+    state: dict[str, torch.Tensor], layout: Iterable[tuple[str, str]], to_checkpoint: bool = False
+) -> dict[str, torch.Tensor]:
+    """Map checkpoint names onto ours (or ours onto the checkpoint's with `to_checkpoint`);
+    names no rule matches (training-only tensors) are dropped."""
+    rules = []
+    for ours, theirs in layout:
+        src, dst = (ours, theirs) if to_checkpoint else (theirs, ours)
+        rules.append((_pattern(src), dst))
     out = {}
     for key, value in state.items():
-        for pattern, repl in table:
-            new, n = re.subn("^" + pattern, repl, key)
-            if n:
-                out[new] = value
+        for pattern, target in rules:
+            m = pattern.match(key)
+            if m:
+                out[target.format(**m.groupdict()) + key[m.end() :]] = value
                 break
     return out
+
+
+_DEFAULT_STRIDES = (5, 2, 2, 2, 2, 2, 2)
 
 
 def _config_from_tensors(
@@ -160,7 +179,7 @@ def _load_hf_directory(path: Path) -> ContentEncoder:
             normalize = bool(json.loads(pre.read_text()).get("do_normalize", False))
         except (OSError, json.JSONDecodeError) as exc:
             raise ModelFileError(f"{pre}: not valid JSON: {exc}") from exc
-    state = _rename(fold_state_dict(state), _HF_NAMES)
+    state = rename(fold_state_dict(state), HF_LAYOUT)
     strides = tuple(int(s) for s in config.get("conv_stride", _DEFAULT_STRIDES))
     cfg = _config_from_tensors(state, path, int(config.get("num_attention_heads", 12)), strides, normalize)
     return _build(state, cfg, path)
@@ -179,7 +198,7 @@ def _load_fairseq(path: Path) -> ContentEncoder:
         args = {**cfg_record["model"], **args}
     spec = args.get("conv_feature_layers")
     strides = _parse_conv_spec(spec) if isinstance(spec, str) else None
-    state = _rename(fold_state_dict(ckpt["model"]), _FAIRSEQ_NAMES)
+    state = rename(fold_state_dict(ckpt["model"]), FAIRSEQ_LAYOUT)
     cfg = _config_from_tensors(
         state,
         path,

@@ -11,6 +11,7 @@ nothing of theirs is called), and every other global is refused.
 from __future__ import annotations
 
 import pickle
+import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -100,11 +101,16 @@ class _RestrictedPickleModule:
 
 def _describe_failure(path: Path, exc: BaseException) -> str:
     text = str(exc)
-    if isinstance(exc, pickle.UnpicklingError) or "Unsupported global" in text or "refused" in text:
-        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    found = re.search(r"(?:[Uu]nsupported (?:global: )?GLOBAL|refused to load global) '?([\w.]+)", text)
+    if found:
+        name = found.group(1)
         return (
-            f"{path}: refused: the file contains objects other than tensors and plain data "
-            f"({first}); it may be hostile or not a model file"
+            f"{path}: refused: the file asks for '{name}', which is neither a tensor nor plain data; "
+            "it may be hostile or not a model file (nothing in it was run)"
+        )
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        return (
+            f"{path}: refused: the file contains objects other than tensors and plain data (nothing was run)"
         )
     if "central directory" in text or "zip archive" in text or isinstance(exc, EOFError):
         return f"{path}: not a complete PyTorch checkpoint (truncated or not a .pth/.pt file)"

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 from .content_encoder import ContentEncoder, ContentEncoderConfig
+from .content_loader import HF_LAYOUT, rename
 from .retrieval import build_index
 from .rmvpe import RmvpeNet, RmvpeShape
 from .synthesizer import SynthConfig, Synthesizer
@@ -137,22 +138,6 @@ def content_encoder_config(size: str, version: str) -> ContentEncoderConfig:
     )
 
 
-_HF_NAMES_OUT = (
-    (r"feature_extractor\.group_norm\.", "feature_extractor.conv_layers.0.layer_norm."),
-    (r"feature_extractor\.convs\.(\d+)\.", r"feature_extractor.conv_layers.\1.conv."),
-    (r"feature_norm\.", "feature_projection.layer_norm."),
-    (r"feature_proj\.", "feature_projection.projection."),
-    (r"pos_conv\.bias", "encoder.pos_conv_embed.conv.bias"),
-    (r"encoder_norm\.", "encoder.layer_norm."),
-    (r"layers\.(\d+)\.(\w+_proj)\.", r"encoder.layers.\1.attention.\2."),
-    (r"layers\.(\d+)\.attn_norm\.", r"encoder.layers.\1.layer_norm."),
-    (r"layers\.(\d+)\.fc1\.", r"encoder.layers.\1.feed_forward.intermediate_dense."),
-    (r"layers\.(\d+)\.fc2\.", r"encoder.layers.\1.feed_forward.output_dense."),
-    (r"layers\.(\d+)\.final_norm\.", r"encoder.layers.\1.final_layer_norm."),
-    (r"final_proj\.", "final_proj."),
-)
-
-
 def write_content_encoder(path: str | Path, size: str = "tiny", version: str = "v2", seed: int = 0) -> Path:
     """Write a random-weight HF HuBERT directory (config, safetensors with final_proj)."""
     path = Path(path)
@@ -160,20 +145,16 @@ def write_content_encoder(path: str | Path, size: str = "tiny", version: str = "
     cfg = content_encoder_config(size, version)
     torch.manual_seed(seed)
     model = ContentEncoder(cfg)
-    state: dict[str, torch.Tensor] = {}
-    for key, value in model.state_dict().items():
-        if key == "pos_conv.weight":
-            g = torch.linalg.vector_norm(value, dim=(0, 1), keepdim=True)
-            state["encoder.pos_conv_embed.conv.parametrizations.weight.original0"] = g
-            state["encoder.pos_conv_embed.conv.parametrizations.weight.original1"] = value
-            continue
-        for pattern, repl in _HF_NAMES_OUT:
-            new, n = re.subn("^" + pattern, repl, key)
-            if n:
-                state[new] = value.contiguous()
-                break
-        else:
-            raise KeyError(f"no HF name for {key}")
+    ours = {k: v.contiguous() for k, v in model.state_dict().items()}
+    # The positional convolution is stored weight-normed over the kernel axis, as HF does.
+    pos = ours.pop("pos_conv.weight")
+    ours["pos_conv.parametrizations.weight.original0"] = torch.linalg.vector_norm(
+        pos, dim=(0, 1), keepdim=True
+    )
+    ours["pos_conv.parametrizations.weight.original1"] = pos
+    state = rename(ours, HF_LAYOUT, to_checkpoint=True)
+    if len(state) != len(ours):
+        raise KeyError("some content-encoder parameters have no HF name in HF_LAYOUT")
     save_file(state, str(path / "model.safetensors"))
     config = {
         "architectures": ["HubertModelWithFinalProj"],
