@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from rvcd.dsp.safe_load import ModelFileError
 from rvcd.dsp.streamer import Engine
 
 log = logging.getLogger("rvcd.models")
+LOADER_NICE = 10
 Reply = Callable[[str, list[Any]], None]
 
 
@@ -91,6 +93,10 @@ class ModelSwapper:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        # Loading competes with the worker for CPU: let the worker win (Linux applies a
+        # thread's nice value to that thread alone).
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOADER_NICE)
         while not self._stop.is_set():
             self._wake.wait()
             self._wake.clear()
