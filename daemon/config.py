@@ -84,7 +84,7 @@ class Config:
 
     def engine_spec(self) -> EngineSpec:
         e = self.engine
-        return EngineSpec(e.kind, e.model, e.hubert, e.index, e.rmvpe, e.device, e.world_f0)
+        return EngineSpec(e.kind, e.model, e.hubert, e.index, e.rmvpe, e.device, e.world_f0, e.dtype)
 
     def initial_params(self) -> StreamParams:
         e = self.engine
@@ -207,6 +207,8 @@ def _cross_check(cfg: Config) -> None:
     e = cfg.engine
     if e.f0_method not in f0_methods():
         raise ConfigError(f"engine.f0_method: '{e.f0_method}' is not one of {', '.join(f0_methods())}")
+    if e.dtype == "float16" and not e.device.startswith("cuda"):
+        raise ConfigError(f"engine.dtype: float16 needs a CUDA device (engine.device is '{e.device}')")
     if e.kind == "rvc":
         for key in ("model", "hubert"):
             if getattr(e, key) is None:

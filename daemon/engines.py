@@ -22,6 +22,8 @@ class EngineSpec:
     rmvpe: Path | None = None
     device: str = "cpu"
     world_f0: str = "dio"
+    dtype: str = "float32"
+    """Synthesizer precision: float32, or float16 on a CUDA device."""
 
 
 def build_engine(spec: EngineSpec) -> Engine:
@@ -34,8 +36,11 @@ def build_engine(spec: EngineSpec) -> Engine:
         raise ValueError("the rvc engine needs a voice model (engine.model / --model)")
     if spec.hubert is None:
         raise ValueError("the rvc engine needs a content encoder (engine.hubert / --hubert)")
+    import torch
+
     from rvcd.dsp.engine_rvc import RvcEngine
     from rvcd.dsp.rvc_window import RvcModels
 
-    models = RvcModels.load(spec.model, spec.hubert, spec.index, device=spec.device)
+    dtype = torch.float16 if spec.dtype == "float16" else torch.float32
+    models = RvcModels.load(spec.model, spec.hubert, spec.index, device=spec.device, dtype=dtype)
     return RvcEngine(models, spec.rmvpe, spec.device)

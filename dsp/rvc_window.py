@@ -52,9 +52,11 @@ class RvcModels:
         hubert: str | Path,
         index: str | Path | None = None,
         device: str = "cpu",
+        dtype: torch.dtype = torch.float32,
     ) -> RvcModels:
-        """Load a voice `.pth`, a content encoder and an optional `.index`, checked together."""
-        voice = load_voice_model(model, device=device)
+        """Load a voice `.pth`, a content encoder and an optional `.index`, checked together;
+        the synthesizer runs in `dtype`, the content encoder in float32."""
+        voice = load_voice_model(model, device=device, dtype=dtype)
         encoder = load_content_encoder(hubert).to(device)
         dim = encoder.feature_dim(voice.version)
         if dim != voice.meta.phone_dim:
