@@ -30,6 +30,10 @@ class JackUnavailableError(RuntimeError):
     """No JACK server could be reached."""
 
 
+class JackLostError(JackUnavailableError):
+    """The server was reached but went away while rvcd was setting up its client."""
+
+
 class JackIO:
     """One JACK client with `channels` inputs and outputs."""
 
@@ -47,8 +51,12 @@ class JackIO:
             raise JackUnavailableError(
                 f"cannot connect to JACK ({where}): is jackd or PipeWire running?"
             ) from exc
-        self.inputs = [self.client.inports.register(f"in_{i + 1}") for i in range(cfg.channels)]
-        self.outputs = [self.client.outports.register(f"out_{i + 1}") for i in range(cfg.channels)]
+        try:
+            self.inputs = [self.client.inports.register(f"in_{i + 1}") for i in range(cfg.channels)]
+            self.outputs = [self.client.outports.register(f"out_{i + 1}") for i in range(cfg.channels)]
+        except jack.JackError as exc:
+            self._abandon()
+            raise JackLostError(f"the JACK server went away while registering ports: {exc}") from exc
         self.rate = self.client.samplerate
         self.period = self.client.blocksize
         self.client.set_process_callback(self._process)
@@ -87,7 +95,13 @@ class JackIO:
             self.reconfigure.set()
 
     def activate(self) -> None:
-        self.client.activate()
+        """Start the process callback and make the configured connections; raises
+        JackLostError (and leaves the server) if the server is gone."""
+        try:
+            self.client.activate()
+        except jack.JackError as exc:
+            self._abandon()
+            raise JackLostError(f"the JACK server went away before rvcd was active: {exc}") from exc
         self._connect(self.cfg.connect_inputs, self.inputs, outgoing=False)
         self._connect(self.cfg.connect_outputs, self.outputs, outgoing=True)
 
@@ -114,6 +128,10 @@ class JackIO:
 
     def update_latency(self) -> None:
         self._latency_reporter.recompute()
+
+    def _abandon(self) -> None:
+        self.server_gone.set()
+        self.close()
 
     def close(self) -> None:
         """Deactivate, unregister the ports and leave the server (safe to call twice)."""

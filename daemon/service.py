@@ -25,7 +25,7 @@ from rvcd.control.osc_server import OscServer, OscSettings, Reply
 from rvcd.control.param_store import ParamStore
 from rvcd.daemon.config import Config, ConfigError, load_config
 from rvcd.daemon.engines import build_engine
-from rvcd.daemon.jack_io import JackIO, JackUnavailableError
+from rvcd.daemon.jack_io import JackIO, JackLostError, JackUnavailableError
 from rvcd.daemon.model_swap import ModelSwapper, build_rvc_engine
 from rvcd.daemon.pipeline import Pipeline
 from rvcd.daemon.sdnotify import Notifier
@@ -174,13 +174,17 @@ class Daemon:
     def _connect(self) -> None:
         """Open the JACK client, build and warm up a pipeline, activate, connect ports."""
         jack_io = JackIO(self.cfg.jack, self.latency_samples)
-        self.jack = jack_io
-        pipeline = self._make_pipeline(jack_io.rate, jack_io.period)
-        warm_ms = pipeline.warm_up()
+        try:
+            pipeline = self._make_pipeline(jack_io.rate, jack_io.period)
+            warm_ms = pipeline.warm_up()
+        except BaseException:
+            jack_io.close()
+            raise
         self._retire_pipeline()
         self.pipeline = pipeline
         jack_io.pipeline = pipeline
         jack_io.activate()
+        self.jack = jack_io
         jack_io.update_latency()
         log.info(
             "JACK client '%s' active at %d Hz, period %d: %d channel(s), engine %s, block %.3f s, "
@@ -195,6 +199,15 @@ class Daemon:
             1000 * pipeline.latency / jack_io.rate,
             warm_ms,
         )
+
+    def _connect_again(self) -> None:
+        """Leave JACK and join again (new rate, period or configuration); if the server
+        is gone meanwhile, the serve loop keeps trying to reconnect."""
+        self._disconnect()
+        try:
+            self._connect()
+        except JackUnavailableError as exc:
+            log.warning("%s", exc)
 
     def _disconnect(self) -> None:
         if self.jack is not None:
@@ -234,14 +247,18 @@ class Daemon:
 
     def start(self) -> None:
         """Connect to JACK, start converting and listening for OSC; raises
-        JackUnavailableError if no server, OSError if the OSC port is taken."""
+        JackUnavailableError if no server, OSError if the OSC port is taken. A server
+        that goes away while rvcd sets up is reconnected to by `serve()`."""
         o = self.cfg.osc
         if o.enabled:
             settings = OscSettings(
                 o.bind, o.port, tuple(o.allowed_senders), o.reply_port, o.meter_rate, self.cfg.models_dir
             )
             self.osc = OscServer(settings, self)
-        self._connect()
+        try:
+            self._connect()
+        except JackLostError as exc:
+            log.warning("%s", exc)
         self._worker = threading.Thread(target=self._work, name="rvcd-worker", daemon=True)
         self._worker.start()
         if self.osc is not None:
@@ -302,8 +319,7 @@ class Daemon:
                 return False
             self.engine = engine
             self.cfg = new
-            self._disconnect()
-            self._connect()
+            self._connect_again()
         else:
             self.cfg = new
         self.store.replace(new.initial_params())
@@ -327,23 +343,24 @@ class Daemon:
                     log.info("JACK still unavailable (attempt %d, retrying every %.1f s)", attempts, delay)
                 delay = min(RECONNECT_MAX_S, delay * 2)
 
-    def serve(self) -> int:
-        """Run until SIGTERM/SIGINT; returns the process exit status."""
-        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
-        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+    def serve(self, handle_signals: bool = True) -> int:
+        """Run until SIGTERM/SIGINT (or `request_stop()`), then stop; returns the process
+        exit status. Signals can only be handled on the main thread."""
+        if handle_signals:
+            signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+            signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+            signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         last_stats = last_status = time.monotonic()
         while not self._stop.wait(0.1):
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload()
             jack_io = self.jack
-            if jack_io is not None and jack_io.server_gone.is_set():
+            if jack_io is None or jack_io.server_gone.is_set():
                 self._reconnect()
-            elif jack_io is not None and jack_io.reconfigure.is_set():
+            elif jack_io.reconfigure.is_set():
                 log.info("JACK changed to %d Hz, period %d: reconfiguring", jack_io.rate, jack_io.period)
-                self._disconnect()
-                self._connect()
+                self._connect_again()
             now = time.monotonic()
             if now - last_status >= STATUS_EVERY_S:
                 self.notifier.status(self._status_line())

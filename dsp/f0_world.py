@@ -31,7 +31,9 @@ class Harvest:
             x, fs=SAMPLE_RATE, f0_floor=F0_MIN, f0_ceil=F0_MAX, frame_period=FRAME_PERIOD_MS
         )
         f0 = pyworld.stonemask(x, f0, t, SAMPLE_RATE)
-        return fit_frames(medfilt(f0, 3), n_frames(len(x)))
+        if len(f0) >= 3:  # RVC's 3-frame median filter; shorter inputs have nothing to smooth
+            f0 = medfilt(f0, 3)
+        return fit_frames(f0, n_frames(len(x)))
 
 
 @register("dio")

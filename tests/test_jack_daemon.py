@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -125,41 +126,53 @@ def _envelope(x: np.ndarray) -> np.ndarray:
 
 
 class SlowEngine(WorldEngine):
-    """WORLD, plus a configurable sleep per block: a stand-in for an engine that is late."""
+    """WORLD plus a per-block sleep (seconds), or a hang until `release` is set: a
+    stand-in for an engine that is late, or stuck."""
 
-    delay = 0.0
+    def __init__(self) -> None:
+        super().__init__()
+        self.delay = 0.0
+        self.release = threading.Event()
+        self.release.set()
 
     def fork(self):
         return self
 
     def convert(self, window, params, timings):
+        self.release.wait()
         time.sleep(self.delay)
         return window[-self.tail :].copy()
 
 
 def test_late_engine_plays_dry_counts_underruns_and_recovers(tmp_path, server):
+    """The callback never waits for the worker: with the engine late, or stuck for the
+    whole take, the output is the dry input at the declared latency. (JACK's xrun count
+    is not asserted: on a shared machine it depends on everything else running;
+    benchmarks/soak.py measures it.)"""
     engine = SlowEngine()
     d = Daemon(load_config(_config(tmp_path, server)), engine=engine)
     d.start()
     rig = Rig(server.name)
     try:
         x = (np.random.default_rng(4).standard_normal(2 * RATE) * 0.1).astype(np.float32)
+        lat = d.latency_samples()
         engine.delay = 0.3
         y = rig.play(x)
-        status = d.status()
-        assert status["underruns"] > 10
-        assert status["xruns"] == 0, "rvcd's callback must not cause xruns while the worker is late"
-        lat = d.latency_samples()
+        assert d.status()["underruns"] > 10
         # Late blocks are replaced by the dry input delayed by the declared latency.
-        dry = np.isclose(y[lat : lat + len(x)], x, atol=1e-6)
-        assert dry.mean() > 0.8
+        assert np.isclose(y[lat : lat + len(x)], x, atol=1e-6).mean() > 0.8
         engine.delay = 0.0
+        engine.release.clear()
+        time.sleep(0.5)
+        y = rig.play(x)
+        assert np.isclose(y[lat : lat + len(x)], x, atol=1e-6).mean() > 0.95, "stuck worker: all dry"
+        engine.release.set()
         time.sleep(1.0)
         before = d.status()["underruns"]
         rig.play(x)
         assert d.status()["underruns"] == before, "no underruns once the engine is fast again"
-        assert d.status()["xruns"] == 0
     finally:
+        engine.release.set()
         rig.close()
         d.stop()
 
@@ -212,6 +225,78 @@ def test_daemon_reconnects_after_jackd_restart(tmp_path, server):
     assert proc.returncode == 0, err
     assert "reconnected to JACK" in err
     assert "Traceback" not in err
+
+
+class VanishingServerEngine(WorldEngine):
+    """WORLD whose first conversion (the warm-up, between registering the ports and
+    activating the client) stops the JACK server."""
+
+    def __init__(self, server: JackServer) -> None:
+        super().__init__()
+        self.server: JackServer | None = server
+
+    def fork(self):
+        return self
+
+    def convert(self, window, params, timings):
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        return super().convert(window, params, timings)
+
+
+def test_server_lost_during_start_up_is_reconnected(tmp_path, server):
+    d = Daemon(load_config(_config(tmp_path, server)), engine=VanishingServerEngine(server))
+    d.start()
+    loop = threading.Thread(target=d.serve, kwargs={"handle_signals": False})
+    loop.start()
+    try:
+        assert server.proc is None, "the server went away during start-up"
+        assert loop.is_alive()
+        server.start()
+        deadline = time.monotonic() + 20
+        while d.status()["reconnects"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert d.status()["reconnects"] == 1
+        rig = Rig(server.name)
+        try:
+            y = rig.play(_tone(200.0, 1.0))
+        finally:
+            rig.close()
+        assert np.sqrt(np.mean(y**2)) > 0.05, "audio flows once the server is back"
+    finally:
+        d.request_stop()
+        loop.join(timeout=20)
+    assert not loop.is_alive()
+
+
+def test_buffer_size_change_reconfigures_and_audio_flows(tmp_path, server):
+    d = Daemon(load_config(_config(tmp_path, server)))
+    d.start()
+    loop = threading.Thread(target=d.serve, kwargs={"handle_signals": False})
+    loop.start()
+    try:
+        before = d.latency_samples()
+        env = {**os.environ, "JACK_DEFAULT_SERVER": server.name}
+        subprocess.run(["jack_bufsize", "512"], env=env, check=True, capture_output=True, timeout=20)
+        deadline = time.monotonic() + 20
+        while (d.pipeline is None or d.pipeline.period != 512) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert d.status()["period"] == 512
+        assert d.latency_samples() == before + 2 * (512 - 256), "two periods of queue, now longer"
+        d.store.set("bypass", True)
+        time.sleep(0.5)
+        rig = Rig(server.name)
+        try:
+            x = (np.random.default_rng(5).standard_normal(RATE) * 0.1).astype(np.float32)
+            y = rig.play(x)
+        finally:
+            rig.close()
+        lat = d.latency_samples()
+        np.testing.assert_array_equal(y[lat : lat + len(x)], x)
+    finally:
+        d.request_stop()
+        loop.join(timeout=20)
 
 
 def test_sigterm_stops_cleanly_and_unregisters(tmp_path, server):
