@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import jack
@@ -203,6 +204,30 @@ def _wait_for_ports(server: str, timeout: float = 30.0) -> None:
     raise AssertionError("rvcd's ports did not appear")
 
 
+def _tone_level_through(server: JackServer) -> float:
+    """RMS of what comes out of rvcd:out_1 while a 1 s 200 Hz tone goes in."""
+    rig = Rig(server.name)
+    try:
+        y = rig.play(_tone(200.0, 1.0))
+    finally:
+        rig.close()
+    return float(np.sqrt(np.mean(y**2)))
+
+
+@contextmanager
+def _serving(d: Daemon):
+    """Start `d` and run its serve loop on a thread (signals are the main thread's)."""
+    d.start()
+    loop = threading.Thread(target=d.serve, kwargs={"handle_signals": False})
+    loop.start()
+    try:
+        yield
+    finally:
+        d.request_stop()
+        loop.join(timeout=20)
+    assert not loop.is_alive()
+
+
 def test_daemon_reconnects_after_jackd_restart(tmp_path, server):
     proc = _spawn(_config(tmp_path, server))
     try:
@@ -213,12 +238,7 @@ def test_daemon_reconnects_after_jackd_restart(tmp_path, server):
         server.start()
         _wait_for_ports(server.name)
         time.sleep(0.5)
-        rig = Rig(server.name)
-        try:
-            y = rig.play(_tone(200.0, 1.0))
-        finally:
-            rig.close()
-        assert np.sqrt(np.mean(y**2)) > 0.05, "audio flows again after the restart"
+        assert _tone_level_through(server) > 0.05, "audio flows again after the restart"
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
@@ -247,35 +267,19 @@ class VanishingServerEngine(WorldEngine):
 
 def test_server_lost_during_start_up_is_reconnected(tmp_path, server):
     d = Daemon(load_config(_config(tmp_path, server)), engine=VanishingServerEngine(server))
-    d.start()
-    loop = threading.Thread(target=d.serve, kwargs={"handle_signals": False})
-    loop.start()
-    try:
+    with _serving(d):
         assert server.proc is None, "the server went away during start-up"
-        assert loop.is_alive()
         server.start()
         deadline = time.monotonic() + 20
         while d.status()["reconnects"] == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert d.status()["reconnects"] == 1
-        rig = Rig(server.name)
-        try:
-            y = rig.play(_tone(200.0, 1.0))
-        finally:
-            rig.close()
-        assert np.sqrt(np.mean(y**2)) > 0.05, "audio flows once the server is back"
-    finally:
-        d.request_stop()
-        loop.join(timeout=20)
-    assert not loop.is_alive()
+        assert _tone_level_through(server) > 0.05, "audio flows once the server is back"
 
 
 def test_buffer_size_change_reconfigures_and_audio_flows(tmp_path, server):
     d = Daemon(load_config(_config(tmp_path, server)))
-    d.start()
-    loop = threading.Thread(target=d.serve, kwargs={"handle_signals": False})
-    loop.start()
-    try:
+    with _serving(d):
         before = d.latency_samples()
         env = {**os.environ, "JACK_DEFAULT_SERVER": server.name}
         subprocess.run(["jack_bufsize", "512"], env=env, check=True, capture_output=True, timeout=20)
@@ -294,9 +298,6 @@ def test_buffer_size_change_reconfigures_and_audio_flows(tmp_path, server):
             rig.close()
         lat = d.latency_samples()
         np.testing.assert_array_equal(y[lat : lat + len(x)], x)
-    finally:
-        d.request_stop()
-        loop.join(timeout=20)
 
 
 def test_sigterm_stops_cleanly_and_unregisters(tmp_path, server):
