@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -62,8 +61,9 @@ class JackServer:
 
 
 class Rig:
-    """A player feeding `<target>:in_1` and a recorder on `<target>:out_1`, both
-    timestamped with JACK frame time so recordings align with what was played."""
+    """A player feeding `<target>:in_1` and a recorder on `<target>:out_1`. Both start
+    on the same JACK cycle and then count cycles, as rvcd does, so a recording stays
+    aligned with what was played even when an xrun makes JACK's frame time jump."""
 
     def __init__(self, server: str, target: str = "rvcd", channel: int = 1) -> None:
         self.player = jack.Client("rig-player", servername=server, no_start_server=True)
@@ -71,10 +71,10 @@ class Rig:
         self.rate = self.player.samplerate
         self.play_port = self.player.outports.register("out")
         self.rec_port = self.recorder.inports.register("in")
-        self.lock = threading.Lock()
         self.signal = np.zeros(0, dtype=np.float32)
         self.start_frame: int | None = None
-        self.recording: dict[int, np.ndarray] = {}
+        self.play_pos: int | None = None
+        self.recording: list[np.ndarray] | None = None
         self.player.set_process_callback(self._play)
         self.recorder.set_process_callback(self._record)
         self.player.activate()
@@ -82,36 +82,46 @@ class Rig:
         self.player.connect(self.play_port, f"{target}:in_{channel}")
         self.recorder.connect(f"{target}:out_{channel}", self.rec_port)
 
+    def _started(self, client: jack.Client) -> bool:
+        start = self.start_frame
+        return start is not None and client.last_frame_time >= start
+
     def _play(self, frames: int) -> None:
         buf = self.play_port.get_array()
         buf.fill(0.0)
-        start = self.start_frame
-        if start is None:
-            return
-        pos = self.player.last_frame_time - start
-        lo, hi = max(pos, 0), min(pos + frames, len(self.signal))
-        if lo < hi:
-            buf[lo - pos : hi - pos] = self.signal[lo:hi]
+        if self.play_pos is None:
+            if not self._started(self.player):
+                return
+            self.play_pos = 0
+        pos = self.play_pos
+        chunk = self.signal[pos : pos + frames]
+        buf[: len(chunk)] = chunk
+        self.play_pos = pos + frames
 
     def _record(self, frames: int) -> None:
-        self.recording[self.recorder.last_frame_time] = self.rec_port.get_array().copy()
+        if self.start_frame is None:
+            return
+        if self.recording is None:
+            if not self._started(self.recorder):
+                return
+            self.recording = []
+        self.recording.append(self.rec_port.get_array().copy())
 
     def play(self, signal: np.ndarray, tail_seconds: float = 1.0) -> np.ndarray:
         """Play `signal`, wait for it and `tail_seconds` more; return what came back,
         sample i aligned with signal sample i (so a delay of d shows as a shift by d)."""
-        self.recording.clear()
+        self.start_frame = None
+        self.play_pos = None
+        self.recording = None
         self.signal = np.asarray(signal, dtype=np.float32)
         self.start_frame = self.player.last_frame_time + 4 * self.player.blocksize
         total = len(signal) + int(tail_seconds * self.rate)
         time.sleep(total / self.rate + 0.3)
-        start = self.start_frame
         self.start_frame = None
+        chunks = self.recording or []
         out = np.zeros(total, dtype=np.float32)
-        for frame, chunk in list(self.recording.items()):
-            pos = frame - start
-            if -len(chunk) < pos < total:
-                lo, hi = max(pos, 0), min(pos + len(chunk), total)
-                out[lo:hi] = chunk[lo - pos : hi - pos]
+        got = np.concatenate(chunks)[:total] if chunks else out[:0]
+        out[: len(got)] = got
         return out
 
     def close(self) -> None:

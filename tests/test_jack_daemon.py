@@ -160,14 +160,15 @@ def test_late_engine_plays_dry_counts_underruns_and_recovers(tmp_path, server):
         engine.delay = 0.3
         y = rig.play(x)
         assert d.status()["underruns"] > 10
-        # Late blocks are replaced by the dry input delayed by the declared latency. (Not
-        # all of it: an xrun of the dummy backend shifts the recording by a period.)
+        # Late blocks are replaced by the dry input delayed by the declared latency (the
+        # blocks the engine still delivers on time are converted).
         assert np.isclose(y[lat : lat + len(x)], x, atol=1e-6).mean() > 0.8
         engine.delay = 0.0
         engine.release.clear()
         time.sleep(0.5)
         y = rig.play(x)
-        assert np.isclose(y[lat : lat + len(x)], x, atol=1e-6).mean() > 0.8, "stuck worker: dry"
+        dry = np.isclose(y[lat : lat + len(x)], x, atol=1e-6)
+        assert dry.mean() > 0.8, "a stuck worker leaves the output dry, not silent"
         engine.release.set()
         time.sleep(1.0)
         before = d.status()["underruns"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -182,9 +183,6 @@ def test_pitch_change_is_audible_within_two_blocks(server, tmp_path):
     probe = OscProbe(d.osc.port)
     try:
         x = _tone(180.0, 3.0)
-        rig.start_frame = None
-        import threading
-
         timer = threading.Timer(1.2, lambda: probe.send("/rvcd/pitch", 12.0))
         timer.start()
         y = rig.play(x)
