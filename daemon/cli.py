@@ -229,6 +229,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     setup_logging("debug" if args.verbose else cfg.log.level)
     daemon = Daemon(cfg)
+    daemon.handle_signals()
     try:
         daemon.start()
     except JackUnavailableError as exc:

@@ -343,13 +343,16 @@ class Daemon:
                     log.info("JACK still unavailable (attempt %d, retrying every %.1f s)", attempts, delay)
                 delay = min(RECONNECT_MAX_S, delay * 2)
 
-    def serve(self, handle_signals: bool = True) -> int:
-        """Run until SIGTERM/SIGINT (or `request_stop()`), then stop; returns the process
-        exit status. Signals can only be handled on the main thread."""
-        if handle_signals:
-            signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
-            signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
-            signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+    def handle_signals(self) -> None:
+        """Make SIGHUP reload and SIGTERM/SIGINT stop. Call on the main thread before
+        `start()`, so that a signal arriving while the ports appear is not fatal."""
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+
+    def serve(self) -> int:
+        """Run until stopped by a signal (see `handle_signals`) or `request_stop()`, then
+        stop; returns the process exit status."""
         last_stats = last_status = time.monotonic()
         while not self._stop.wait(0.1):
             if self._reload.is_set():

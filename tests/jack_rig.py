@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import subprocess
 import tempfile
 import time
 import uuid
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import jack
@@ -60,12 +62,13 @@ class JackServer:
             self.proc = None
 
 
-class Rig:
-    """A player feeding `<target>:in_1` and a recorder on `<target>:out_1`. Both start
-    on the same JACK cycle and then count cycles, as rvcd does, so a recording stays
-    aligned with what was played even when an xrun makes JACK's frame time jump."""
+class _Clients:
+    """A player feeding `<target>:in_<channel>` and a recorder on `<target>:out_<channel>`.
+    Both start on the same JACK cycle and then count cycles, as rvcd does, so a
+    recording stays aligned with what was played even when an xrun makes JACK's frame
+    time jump."""
 
-    def __init__(self, server: str, target: str = "rvcd", channel: int = 1) -> None:
+    def __init__(self, server: str, target: str, channel: int) -> None:
         self.player = jack.Client("rig-player", servername=server, no_start_server=True)
         self.recorder = jack.Client("rig-recorder", servername=server, no_start_server=True)
         self.rate = self.player.samplerate
@@ -107,9 +110,7 @@ class Rig:
             self.recording = []
         self.recording.append(self.rec_port.get_array().copy())
 
-    def play(self, signal: np.ndarray, tail_seconds: float = 1.0) -> np.ndarray:
-        """Play `signal`, wait for it and `tail_seconds` more; return what came back,
-        sample i aligned with signal sample i (so a delay of d shows as a shift by d)."""
+    def play(self, signal: np.ndarray, tail_seconds: float) -> np.ndarray:
         self.start_frame = None
         self.play_pos = None
         self.recording = None
@@ -131,6 +132,52 @@ class Rig:
                 client.close()
             except jack.JackError:
                 pass
+
+
+def _serve_clients(conn: Connection, server: str, target: str, channel: int) -> None:
+    """The rig process: answer ("play", signal, tail_seconds) with the recording."""
+    try:
+        clients = _Clients(server, target, channel)
+    except jack.JackError as exc:
+        conn.send(exc)
+        return
+    conn.send(clients.rate)
+    try:
+        while (request := conn.recv())[0] == "play":
+            conn.send(clients.play(request[1], request[2]))
+    finally:
+        clients.close()
+
+
+class Rig:
+    """Plays signals into rvcd and records what comes back, from its own process: in the
+    process under test its callbacks would wait for the GIL behind the daemon's worker
+    and miss JACK cycles that rvcd does not miss, which shifts recordings."""
+
+    def __init__(self, server: str, target: str = "rvcd", channel: int = 1) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve_clients, args=(child, server, target, channel), daemon=True)
+        self._proc.start()
+        reply = self._conn.recv()
+        if isinstance(reply, Exception):
+            self._proc.join(timeout=10)
+            raise reply
+        self.rate: int = reply
+
+    def play(self, signal: np.ndarray, tail_seconds: float = 1.0) -> np.ndarray:
+        """Play `signal`, wait for it and `tail_seconds` more; return what came back,
+        sample i aligned with signal sample i (so a delay of d shows as a shift by d)."""
+        self._conn.send(("play", np.asarray(signal, dtype=np.float32), tail_seconds))
+        return self._conn.recv()
+
+    def close(self) -> None:
+        if self._proc.is_alive():
+            self._conn.send(("close",))
+            self._proc.join(timeout=10)
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._conn.close()
 
 
 def delay_of(played: np.ndarray, recorded: np.ndarray, max_delay: int) -> int:

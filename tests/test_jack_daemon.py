@@ -15,7 +15,7 @@ from pathlib import Path
 import jack
 import numpy as np
 import pytest
-from jack_rig import RATE, JackServer, Rig, delay_of
+from jack_rig import PERIOD, RATE, JackServer, Rig, delay_of
 from test_streamer import _median_f0, _tone
 
 from rvcd.daemon.config import load_config
@@ -65,6 +65,41 @@ def daemon(tmp_path, server):
     d.stop()
 
 
+def _take(
+    d: Daemon, rig: Rig, x: np.ndarray, tries: int = 3, converted: bool = False
+) -> tuple[np.ndarray, int]:
+    """Play `x` and record it; returns the recording and the xruns JACK reported during
+    it. In an xrun JACK skips some clients for a cycle and not others, which shifts a
+    recording by whole periods, so a take with xruns is played again, up to `tries`.
+    With `converted`, a take in which the worker was late (dry output) is played again
+    too, for tests about what the engine does rather than about timing."""
+    for _ in range(tries):
+        before = d.status()
+        y = rig.play(x)
+        after = d.status()
+        xruns = after["xruns"] - before["xruns"]
+        late = converted and after["underruns"] > before["underruns"]
+        if xruns == 0 and not late:
+            break
+    return y, xruns
+
+
+def _dry_fraction(y: np.ndarray, x: np.ndarray, lat: int, xruns: int) -> float:
+    """Share of `x` that comes back unchanged `lat` samples later, in 10 ms pieces; with
+    xruns in the take a piece may come back up to `xruns` periods early or late."""
+    piece = RATE // 100
+    shifts = [k * PERIOD for k in range(-xruns, xruns + 1)]
+    dry = 0
+    for start in range(0, len(x) - piece + 1, piece):
+        want = x[start : start + piece]
+        dry += any(
+            np.allclose(y[lat + start + s : lat + start + s + piece], want, atol=1e-6)
+            for s in shifts
+            if lat + start + s >= 0
+        )
+    return dry / (len(x) // piece)
+
+
 def test_ports_exist_and_latency_is_reported(daemon, server):
     d, _ = daemon
     probe = jack.Client("probe", servername=server.name, no_start_server=True)
@@ -80,8 +115,9 @@ def test_ports_exist_and_latency_is_reported(daemon, server):
 def test_world_default_plus_12_semitones_doubles_f0(daemon):
     d, rig = daemon
     d.store.set("pitch", 12)
+    time.sleep(0.5)
     x = _tone(180.0, 2.0)
-    y = rig.play(x)
+    y, _ = _take(d, rig, x, converted=True)
     lat = d.latency_samples()
     steady = y[lat + RATE // 4 : lat + len(x) - RATE // 4]
     assert _median_f0(steady) / 180.0 == pytest.approx(2.0, rel=0.02)
@@ -92,7 +128,7 @@ def test_bypass_returns_the_input_bit_exact_after_the_latency(daemon):
     d.store.set("bypass", True)
     time.sleep(0.5)
     x = (np.random.default_rng(3).standard_normal(RATE) * 0.1).astype(np.float32)
-    y = rig.play(x)
+    y, _ = _take(d, rig, x)
     lat = d.latency_samples()
     np.testing.assert_array_equal(y[lat : lat + len(x)], x)
 
@@ -108,16 +144,18 @@ def test_measured_delay_equals_reported_latency(daemon, bypass):
     for start, length in ((0.1, 0.12), (0.35, 0.05), (0.5, 0.3), (0.95, 0.08), (1.15, 0.2)):
         gate[int(start * RATE) : int((start + length) * RATE)] = 1.0
     x = _tone(150.0, 1.5) * gate
-    y = rig.play(x)
+    y, xruns = _take(d, rig, x)
     measured = delay_of(_envelope(x), _envelope(y), 2 * d.latency_samples())
     search = RATE // 100
+    skipped = xruns * PERIOD  # cycles a client may have missed when no take was clean
     if bypass:
-        assert measured == d.latency_samples()
+        assert abs(measured - d.latency_samples()) <= skipped
     else:
         # SOLA may align the converted audio up to one search window (10 ms) earlier, and
         # WORLD's minimum-phase resynthesis peaks about 2 ms after each pulse (measured
         # offline: 88 samples at 48 kHz).
-        assert d.latency_samples() - search <= measured <= d.latency_samples() + 2 * RATE // 1000
+        lat = d.latency_samples()
+        assert lat - search - skipped <= measured <= lat + 2 * RATE // 1000 + skipped
 
 
 def _envelope(x: np.ndarray) -> np.ndarray:
@@ -158,17 +196,16 @@ def test_late_engine_plays_dry_counts_underruns_and_recovers(tmp_path, server):
         x = (np.random.default_rng(4).standard_normal(2 * RATE) * 0.1).astype(np.float32)
         lat = d.latency_samples()
         engine.delay = 0.3
-        y = rig.play(x)
+        y, xruns = _take(d, rig, x)
         assert d.status()["underruns"] > 10
         # Late blocks are replaced by the dry input delayed by the declared latency (the
         # blocks the engine still delivers on time are converted).
-        assert np.isclose(y[lat : lat + len(x)], x, atol=1e-6).mean() > 0.8
+        assert _dry_fraction(y, x, lat, xruns) > 0.8
         engine.delay = 0.0
         engine.release.clear()
         time.sleep(0.5)
-        y = rig.play(x)
-        dry = np.isclose(y[lat : lat + len(x)], x, atol=1e-6)
-        assert dry.mean() > 0.8, "a stuck worker leaves the output dry, not silent"
+        y, xruns = _take(d, rig, x)
+        assert _dry_fraction(y, x, lat, xruns) > 0.8, "a stuck worker leaves the output dry, not silent"
         engine.release.set()
         time.sleep(1.0)
         before = d.status()["underruns"]
@@ -218,9 +255,9 @@ def _tone_level_through(server: JackServer) -> float:
 
 @contextmanager
 def _serving(d: Daemon):
-    """Start `d` and run its serve loop on a thread (signals are the main thread's)."""
+    """Start `d` and run its serve loop on a thread (no signal handlers: pytest owns them)."""
     d.start()
-    loop = threading.Thread(target=d.serve, kwargs={"handle_signals": False})
+    loop = threading.Thread(target=d.serve)
     loop.start()
     try:
         yield
@@ -295,7 +332,7 @@ def test_buffer_size_change_reconfigures_and_audio_flows(tmp_path, server):
         rig = Rig(server.name)
         try:
             x = (np.random.default_rng(5).standard_normal(RATE) * 0.1).astype(np.float32)
-            y = rig.play(x)
+            y, _ = _take(d, rig, x)
         finally:
             rig.close()
         lat = d.latency_samples()
