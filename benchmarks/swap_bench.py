@@ -1,8 +1,9 @@
 """Model hot-swap under continuous audio with full-size random-weight models: the load
-time, the process's peak memory during the swap, the longest silence in the output
-around the swap, and the largest sample step there versus elsewhere.
+time, the process's peak memory during the swap, the longest silence in the output, the
+largest sample step, and how much of the audio played dry (the worker was late) while
+the swap was under way versus before and after it.
 
-Usage: .venv/bin/python benchmarks/swap_bench.py [--block 2.0 --extra 0.5 --headroom 3.0]
+Usage: .venv/bin/python benchmarks/swap_bench.py [--block 3.0 --extra 0.5 --headroom 3.0 --period 1024]
 (the player/recorder and private jackd come from the test suite's tests/jack_rig.py).
 """
 
@@ -31,11 +32,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--block", type=float, default=2.0)
+    parser.add_argument("--block", type=float, default=3.0)
     parser.add_argument("--extra", type=float, default=0.5)
     parser.add_argument("--headroom", type=float, default=3.0)
+    parser.add_argument("--period", type=int, default=1024, help="JACK period, frames")
     parser.add_argument(
-        "--seconds", type=float, default=24.0, help="audio played; the swap is requested at 1/3"
+        "--to-sr", choices=["32k", "40k", "48k"], default="40k", help="rate of the model swapped to"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="audio played; the swap is requested at 1/3"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,10 +48,11 @@ def main() -> int:
         (d / "models").mkdir()
         print("writing full-size test models ...", flush=True)
         test_models.write_voice_model(d / "models" / "a.pth", "v2", 40000, True, "full", seed=0)
-        test_models.write_voice_model(d / "models" / "b.pth", "v2", 48000, True, "full", seed=1)
+        to_sr = int(args.to_sr[:-1]) * 1000
+        test_models.write_voice_model(d / "models" / "b.pth", "v2", to_sr, True, "full", seed=1)
         test_models.write_content_encoder(d / "hubert", "full", "v2")
         test_models.write_rmvpe(d / "rmvpe.pt", "full")
-        server = JackServer(realtime=True)
+        server = JackServer(period=args.period, realtime=True)
         raw = {
             "jack": {"server_name": server.name},
             "engine": {
@@ -68,19 +74,30 @@ def main() -> int:
         rig = Rig(server.name)
         probe = OscProbe(daemon.osc.port)
         replies: list = []
+        marks: dict[str, tuple[float, int]] = {}
+
+        def mark(name: str) -> None:
+            marks[name] = (time.monotonic(), daemon.status()["underruns"])
+
         try:
             x = voice_like_signal(RATE, args.seconds)
             at = args.seconds / 3
 
             def swap() -> None:
+                mark("request")
                 probe.send("/rvcd/model", "b.pth")
                 replies.extend(probe.replies(60.0, until=("/rvcd/model/loaded", "/rvcd/error")))
+                # the last block the old model converted plays one latency later
+                time.sleep(daemon.latency_samples() / RATE)
+                mark("settled")
 
             timer = threading.Timer(at, swap)
             began = time.monotonic()
+            mark("start")
             timer.start()
             y = rig.play(x, tail_seconds=1.0)
             timer.join()
+            mark("end")
             elapsed = time.monotonic() - began
         finally:
             probe.close()
@@ -107,8 +124,16 @@ def main() -> int:
     print(
         f"longest silence in the output: {max(runs) / RATE * 1000:.1f} ms "
         f"(block {args.block * 1000:.0f} ms); "
-        f"largest step {steps.max():.3f}; underruns {status['underruns']}, xruns {status['xruns']}"
+        f"largest step {steps.max():.3f}; underruns {status['underruns']} periods of {args.period}, "
+        f"xruns {status['xruns']}, late blocks {status['late_blocks']}, load {status['load']:.2f}"
     )
+    period_s = args.period / RATE
+    spans = {"before": ("start", "request"), "during": ("request", "settled"), "after": ("settled", "end")}
+    for label, (a, b) in spans.items():
+        seconds = marks[b][0] - marks[a][0]
+        dry = (marks[b][1] - marks[a][1]) * period_s
+        share = 100 * dry / max(seconds, 1e-9)
+        print(f"dry {label} the swap: {dry:.2f} s of {seconds:.1f} s ({share:.0f} %)")
     return 0
 
 

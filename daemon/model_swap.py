@@ -145,9 +145,9 @@ def build_rvc_engine(
     device: str,
     current: Engine,
 ) -> Engine:
-    """A new RVC engine for `model`, reusing the running content encoder when it fits."""
-    encoder = current.models.encoder if isinstance(current, RvcEngine) else None
-    if encoder is None:
+    """A new RVC engine for `model`, reusing the running content encoder when it fits
+    and the running pitch estimators when the rmvpe file and device are the same."""
+    if not isinstance(current, RvcEngine):
         if hubert is None:
             raise ValueError("engine.hubert is not configured: a content encoder is needed for RVC models")
         return RvcEngine(RvcModels.load(model, hubert, index, device=device), rmvpe, device)
@@ -155,6 +155,7 @@ def build_rvc_engine(
     from rvcd.dsp.retrieval import RetrievalIndex
     from rvcd.dsp.voice_model import load_voice_model
 
+    encoder = current.models.encoder
     voice = load_voice_model(model, device=device)
     if encoder.feature_dim(voice.version) != voice.meta.phone_dim:
         if hubert is None:
@@ -170,4 +171,4 @@ def build_rvc_engine(
         )
     if index is not None:
         models.index = RetrievalIndex.load(index, expected_dim=voice.meta.phone_dim)
-    return RvcEngine(models, rmvpe, device)
+    return current.successor(models, rmvpe, device)

@@ -45,6 +45,7 @@ class RvcEngine:
     ) -> None:
         self.models = models
         self.device = torch.device(device)
+        self.rmvpe_path = rmvpe_path
         self._make_estimator = estimator_factory or (lambda m: make_estimator(m, rmvpe_path, device))
         self._estimators: dict[str, PitchEstimator] = {}
         self.rate = 0
@@ -72,9 +73,30 @@ class RvcEngine:
         self.buf16[:] = 0
         self.f0_cache[:] = 0
 
-    def prime(self, window: np.ndarray, params: StreamParams) -> None:
-        """Fill the 16 kHz copy and the pitch cache from a whole window at once, so that
-        an engine swapped into a running stream starts with full context."""
+    def successor(self, models: RvcModels, rmvpe_path: str | Path | None, device: str) -> RvcEngine:
+        """An engine for other voice models. With the same rmvpe file and device it shares
+        this one's pitch estimators (they do not depend on the voice), so a model swap
+        neither reloads rmvpe nor builds a network in the worker."""
+        if rmvpe_path != self.rmvpe_path or torch.device(device) != self.device:
+            return RvcEngine(models, rmvpe_path, device)
+        twin = RvcEngine(models, rmvpe_path, device, self._make_estimator)
+        twin._estimators = self._estimators
+        return twin
+
+    def prime(self, window: np.ndarray, params: StreamParams, previous: object = None) -> None:
+        """Give an engine swapped into a running stream full context: the input side
+        (the 16 kHz copy of the window and its pitch cache, which do not depend on the
+        voice model) is taken over from the `previous` RVC engine when it streamed the
+        same shape, and otherwise computed from the whole window at once."""
+        if (
+            isinstance(previous, RvcEngine)
+            and previous.rate == self.rate
+            and previous.buf16.shape == self.buf16.shape
+            and previous.f0_cache.shape == self.f0_cache.shape
+        ):
+            self.buf16[:] = previous.buf16
+            self.f0_cache[:] = previous.f0_cache
+            return
         fresh = soxr.resample(window, self.rate, SAMPLE_RATE, quality="HQ")
         n = min(len(fresh), len(self.buf16))
         self.buf16[-n:] = fresh[-n:]

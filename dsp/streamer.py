@@ -141,12 +141,13 @@ class Streamer:
 
     def replace_engine(self, engine: Engine, params: StreamParams) -> None:
         """Continue the stream with another engine: it is prepared and, if it can, primed
-        with the current window; the next block crossfades from the old engine's tail."""
+        with the current window (or with the old engine's state, when the old engine saw
+        the last block); the next block crossfades from the old engine's tail."""
         s = self.shape
         engine.prepare(s.rate, s.window, s.tail, s.block)
         prime = getattr(engine, "prime", None)
         if prime is not None:
-            prime(self.window, params)
+            prime(self.window, params, previous=None if self.was_bypassed else self.engine)
         self.engine = engine
 
     def reset(self) -> None:

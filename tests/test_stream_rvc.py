@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from test_streamer import RATE, _max_jump, _median_f0, _tone
 
 from rvcd.dsp.engine_rvc import RvcEngine
@@ -58,3 +59,30 @@ def test_unknown_speaker_is_refused(engine_factory):
     streamer = Streamer(engine_factory(), SHAPE)
     with pytest.raises(ValueError, match="speaker 7"):
         streamer.process(np.zeros(SHAPE.block, dtype=np.float32), StreamParams(speaker=7, f0_method="pm"))
+
+
+def test_a_swapped_in_model_converts_as_if_it_had_run_all_along(engine_factory, tiny_models):
+    """The input side (16 kHz window, pitch cache) carries over a swap, and rmvpe is not
+    loaded again: the first block the new model converts equals that of a stream that
+    used the new model from the start."""
+    d = tiny_models("v2", 48000, True)
+    params = StreamParams(f0_method="rmvpe")
+    x = _tone(150.0, 2.0)
+    blocks = [x[i * SHAPE.block : (i + 1) * SHAPE.block] for i in range(len(x) // SHAPE.block)]
+    old = engine_factory()
+    swapped = Streamer(old, SHAPE)
+    reference = Streamer(RvcEngine(RvcModels.load(d / "voice.pth", d / "hubert"), d / "rmvpe.pt"), SHAPE)
+    for block in blocks[:6]:
+        swapped.process(block, params)
+        reference.process(block, params)
+    new = old.successor(RvcModels.load(d / "voice.pth", d / "hubert"), old.rmvpe_path, "cpu")
+    swapped.replace_engine(new, params)
+    assert new.estimator("rmvpe") is old.estimator("rmvpe")
+    for streamer in (swapped, reference):
+        streamer.window[: -SHAPE.block] = streamer.window[SHAPE.block :]
+        streamer.window[-SHAPE.block :] = blocks[6]
+    torch.manual_seed(0)  # the NSF source draws noise
+    got = swapped.engine.convert(swapped.window, params, {})
+    torch.manual_seed(0)
+    want = reference.engine.convert(reference.window, params, {})
+    np.testing.assert_allclose(got, want, atol=1e-6)
