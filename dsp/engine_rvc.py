@@ -105,9 +105,8 @@ class RvcEngine:
             self.f0_cache[:] = f0[: self.p_len]
 
     def fork(self) -> RvcEngine:
-        twin = RvcEngine(self.models, device=str(self.device), estimator_factory=self._make_estimator)
-        twin._estimators = self._estimators
-        return twin
+        """A twin for another channel: the same models and estimators, its own state."""
+        return self.successor(self.models, self.rmvpe_path, str(self.device))
 
     def _update_16k(self, window: np.ndarray) -> None:
         fresh = soxr.resample(window[-(self.block + 2 * self.zc) :], self.rate, SAMPLE_RATE, quality="HQ")
