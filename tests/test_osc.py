@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from jack_rig import RATE, JackServer, Rig
 from osc_probe import OscProbe
-from test_streamer import _median_f0, _tone
+from test_streamer import _envelope_peak_hz, _median_f0, _tone, _vowel
 
 from rvcd.daemon.config import parse_config
 from rvcd.daemon.service import Daemon
@@ -194,6 +194,29 @@ def test_pitch_change_is_audible_within_two_blocks(server, tmp_path):
         before = y[lat + RATE // 5 : lat + int(1.1 * RATE)]
         assert _median_f0(before) == pytest.approx(180.0, rel=0.02)
         assert _median_f0(after) == pytest.approx(360.0, rel=0.02)
+    finally:
+        probe.close()
+        rig.close()
+        d.stop()
+
+
+def test_formant_change_moves_the_envelope_within_two_blocks(server, tmp_path):
+    d = _daemon(server, tmp_path)
+    rig = Rig(server.name)
+    probe = OscProbe(d.osc.port)
+    try:
+        x = _vowel(3.0)
+        timer = threading.Timer(1.2, lambda: probe.send("/rvcd/formant", 7.0))
+        timer.start()
+        y = rig.play(x)
+        timer.join()
+        lat = d.latency_samples()
+        block = int(0.1 * RATE)
+        after = y[lat + int(1.2 * RATE) + 2 * block + RATE // 10 : lat + len(x) - RATE // 10]
+        before = y[lat + RATE // 5 : lat + int(1.1 * RATE)]
+        ratio = _envelope_peak_hz(after) / _envelope_peak_hz(before)
+        assert ratio == pytest.approx(2 ** (7 / 12), rel=0.1), "the envelope moved up 7 semitones"
+        assert _median_f0(after) == pytest.approx(_median_f0(before), rel=0.02), "the pitch stayed"
     finally:
         probe.close()
         rig.close()

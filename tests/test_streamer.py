@@ -145,15 +145,18 @@ def _envelope_peak_hz(y):
     return float(freqs[band][np.argmax(smooth[band])])
 
 
-def test_world_formant_shift_moves_the_envelope_not_the_pitch():
-    # A 120 Hz pulse train through a resonance at 1 kHz: a vowel-like source.
-    t = np.arange(int(RATE * 1.5)) / RATE
+def _vowel(seconds: float = 1.5) -> np.ndarray:
+    """A vowel-like source: a 120 Hz pulse train through a resonance at 1 kHz."""
+    t = np.arange(int(RATE * seconds)) / RATE
     pulses = (np.sin(2 * np.pi * 120 * t) > 0.999).astype(np.float64)
     r, theta = 0.995, 2 * np.pi * 1000 / RATE
     x = lfilter([1.0], [1.0, -2 * r * np.cos(theta), r * r], pulses)
-    x = (0.3 * x / np.abs(x).max() + 0.001 * np.random.default_rng(0).standard_normal(len(t))).astype(
-        np.float32
-    )
+    noise = 0.001 * np.random.default_rng(0).standard_normal(len(t))
+    return (0.3 * x / np.abs(x).max() + noise).astype(np.float32)
+
+
+def test_world_formant_shift_moves_the_envelope_not_the_pitch():
+    x = _vowel()
     base = Streamer(WorldEngine(), _shape()).run(x, StreamParams())
     up = Streamer(WorldEngine(), _shape()).run(x, StreamParams(formant=7))
     assert _envelope_peak_hz(up[RATE // 5 :]) / _envelope_peak_hz(base[RATE // 5 :]) == pytest.approx(
