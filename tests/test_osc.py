@@ -177,21 +177,29 @@ def test_subscribe_sends_meters_until_unsubscribed(world):
     assert not [a for a, _ in probe.replies(0.5) if a == "/rvcd/meters"]
 
 
+def _change_while_playing(
+    d: Daemon, rig: Rig, probe: OscProbe, x: np.ndarray, address: str, value: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Play `x` (3 s) and send `address value` 1.2 s into it; returns the recorded output
+    before the change and from two blocks (0.1 s each) after it was sent: a change must
+    reach the output within two blocks plus the latency."""
+    timer = threading.Timer(1.2, lambda: probe.send(address, value))
+    timer.start()
+    y = rig.play(x)
+    timer.join()
+    lat = d.latency_samples()
+    block = int(0.1 * RATE)
+    before = y[lat + RATE // 5 : lat + int(1.1 * RATE)]
+    after = y[lat + int(1.2 * RATE) + 2 * block + RATE // 10 : lat + len(x) - RATE // 10]
+    return before, after
+
+
 def test_pitch_change_is_audible_within_two_blocks(server, tmp_path):
     d = _daemon(server, tmp_path)
     rig = Rig(server.name)
     probe = OscProbe(d.osc.port)
     try:
-        x = _tone(180.0, 3.0)
-        timer = threading.Timer(1.2, lambda: probe.send("/rvcd/pitch", 12.0))
-        timer.start()
-        y = rig.play(x)
-        timer.join()
-        lat = d.latency_samples()
-        block = int(0.1 * RATE)
-        # The change reaches the output at most two blocks (plus the latency) after it was sent.
-        after = y[lat + int(1.2 * RATE) + 2 * block + RATE // 10 : lat + len(x) - RATE // 10]
-        before = y[lat + RATE // 5 : lat + int(1.1 * RATE)]
+        before, after = _change_while_playing(d, rig, probe, _tone(180.0, 3.0), "/rvcd/pitch", 12.0)
         assert _median_f0(before) == pytest.approx(180.0, rel=0.02)
         assert _median_f0(after) == pytest.approx(360.0, rel=0.02)
     finally:
@@ -205,15 +213,7 @@ def test_formant_change_moves_the_envelope_within_two_blocks(server, tmp_path):
     rig = Rig(server.name)
     probe = OscProbe(d.osc.port)
     try:
-        x = _vowel(3.0)
-        timer = threading.Timer(1.2, lambda: probe.send("/rvcd/formant", 7.0))
-        timer.start()
-        y = rig.play(x)
-        timer.join()
-        lat = d.latency_samples()
-        block = int(0.1 * RATE)
-        after = y[lat + int(1.2 * RATE) + 2 * block + RATE // 10 : lat + len(x) - RATE // 10]
-        before = y[lat + RATE // 5 : lat + int(1.1 * RATE)]
+        before, after = _change_while_playing(d, rig, probe, _vowel(3.0), "/rvcd/formant", 7.0)
         ratio = _envelope_peak_hz(after) / _envelope_peak_hz(before)
         assert ratio == pytest.approx(2 ** (7 / 12), rel=0.1), "the envelope moved up 7 semitones"
         assert _median_f0(after) == pytest.approx(_median_f0(before), rel=0.02), "the pitch stayed"
