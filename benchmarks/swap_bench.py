@@ -37,7 +37,7 @@ def main() -> int:
     parser.add_argument("--headroom", type=float, default=3.0)
     parser.add_argument("--period", type=int, default=1024, help="JACK period, frames")
     parser.add_argument(
-        "--to-sr", choices=["32k", "40k", "48k"], default="40k", help="rate of the model swapped to"
+        "--to-sr", choices=list(test_models.RATES), default="40k", help="rate of the model swapped to"
     )
     parser.add_argument(
         "--seconds", type=float, default=30.0, help="audio played; the swap is requested at 1/3"
@@ -48,7 +48,7 @@ def main() -> int:
         (d / "models").mkdir()
         print("writing full-size test models ...", flush=True)
         test_models.write_voice_model(d / "models" / "a.pth", "v2", 40000, True, "full", seed=0)
-        to_sr = int(args.to_sr[:-1]) * 1000
+        to_sr = test_models.RATES[args.to_sr]
         test_models.write_voice_model(d / "models" / "b.pth", "v2", to_sr, True, "full", seed=1)
         test_models.write_content_encoder(d / "hubert", "full", "v2")
         test_models.write_rmvpe(d / "rmvpe.pt", "full")
