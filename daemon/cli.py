@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from rvcd.daemon.engines import ENGINE_KINDS, EngineSpec, build_engine
+from rvcd.daemon.tune import DEFAULT_MARGIN as TUNE_MARGIN
+from rvcd.dsp.precision import DEFAULT_PRECISION, PRECISIONS
 from rvcd.dsp.stream_params import GATE_OFF_DB, RANGES, StreamParams, clamp
 from rvcd.dsp.streamer import Streamer, StreamShape
 
@@ -151,6 +153,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         rmvpe=args.rmvpe,
         device=args.device,
         world_f0=method if method in ("dio", "harvest") else "dio",
+        precision=args.precision,
     )
     engine = build_engine(spec)
     models = getattr(engine, "models", None)
@@ -169,7 +172,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             from rvcd.dsp.rvc_offline import convert_offline
             from rvcd.dsp.rvc_window import RvcParams
 
-            estimator = make_estimator(method, args.rmvpe, args.device) if models.voice.f0 else None
+            estimator = (
+                make_estimator(method, args.rmvpe, args.device, spec.dtype()) if models.voice.f0 else None
+            )
             rvc_params = RvcParams(args.pitch, args.index_rate, args.speaker, args.protect)
             converted = convert_offline(
                 models, resample(audio, rate, SAMPLE_RATE), estimator, rvc_params, args.rms_mix, progress
@@ -190,6 +195,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     from rvcd.dsp.benchmark import bench_engine
+    from rvcd.dsp.precision import describe as describe_precision
 
     torch.set_num_threads(args.threads)
     kinds = ["world", "rvc"] if args.engine == "all" else [args.engine]
@@ -204,9 +210,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             hubert = test_models.write_content_encoder(d / "hubert", args.size, "v2")
             rmvpe = test_models.write_rmvpe(d / "rmvpe.pt", args.size)
         print(f"threads {args.threads}, graph rate {args.rate} Hz, {args.blocks} blocks after warm-up")
+        print(describe_precision(args.precision, args.device))
         for kind in kinds:
             spec = EngineSpec(
-                kind=kind, model=model, hubert=hubert, index=index, rmvpe=rmvpe, device=args.device
+                kind=kind,
+                model=model,
+                hubert=hubert,
+                index=index,
+                rmvpe=rmvpe,
+                device=args.device,
+                precision=args.precision,
             )
             engine = build_engine(spec)
             params = StreamParams(f0_method=args.f0_method, index_rate=0.75 if index else 0.0)
@@ -214,6 +227,52 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 engine, args.rate, args.block, args.crossfade, args.extra, args.blocks, params=params
             )
             print(result.line(), flush=True)
+    return EXIT_OK
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from rvcd.daemon import tune
+    from rvcd.daemon.config import ConfigError, load_config
+    from rvcd.dsp.precision import describe as describe_precision
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    if args.write is not None and args.write.exists() and not args.force:
+        raise CliError(f"{args.write}: already exists (use --force to overwrite)")
+    precisions = args.precision or tune.precisions_to_try(cfg)
+    threads = cfg.engine.worker_threads()
+    torch.set_num_threads(threads)
+    print(f"{cfg.source}: engine {cfg.engine.kind}, extra {cfg.engine.extra} s, {threads} torch threads")
+    print(describe_precision(cfg.engine.precision, cfg.engine.device))
+    total = len(precisions) * len(tune.CANDIDATE_BLOCKS)
+    with tqdm(total=total, unit="candidate", disable=None, file=sys.stderr) as bar:
+
+        def progress(text: str) -> None:
+            bar.set_description(text)
+            bar.update(1 if bar.desc != text else 0)
+
+        rows = tune.measure(cfg, precisions, margin=args.margin, n_blocks=args.blocks, progress=progress)
+        bar.update(total - bar.n)
+    chosen = tune.choose(rows)
+    print(tune.table(rows, chosen))
+    print(tune.summary(rows))
+    if chosen is None:
+        raise CliError(
+            "no candidate block keeps up on this machine: use a smaller model, a GPU "
+            "(engine.device: cuda) or a shorter engine.extra"
+        )
+    print(
+        f"chosen: block {chosen.block} s, headroom {chosen.headroom:.3f} s, precision "
+        f"{chosen.precision}: {1000 * chosen.latency:.0f} ms end to end (48 kHz, 256-sample periods)"
+    )
+    if args.write is not None:
+        tune.write_config(cfg, chosen, args.write)
+        print(f"wrote {args.write}")
     return EXIT_OK
 
 
@@ -277,6 +336,18 @@ def _add_stream_shape_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block", type=float, default=0.25, help="block length, seconds (default 0.25)")
     p.add_argument("--crossfade", type=float, default=0.05, help="SOLA crossfade, seconds (default 0.05)")
     p.add_argument("--extra", type=float, default=2.5, help="extra context per block, seconds (default 2.5)")
+
+
+def _add_precision_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULT_PRECISION,
+        help=(
+            "network precision (default auto: bf16 on a CPU with AMX or AVX512-BF16, fp16 on "
+            "CUDA, else fp32; fp32 is the exact path)"
+        ),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -391,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stream_shape_args(p)
     p.add_argument("--offline", action="store_true", help="RVC's whole-file path instead of the streamer")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    _add_precision_arg(p)
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=_cmd_convert)
 
@@ -419,7 +491,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: cores)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    _add_precision_arg(p)
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser(
+        "tune",
+        help="measure this machine and pick block, headroom and precision",
+        description=(
+            "Stream a voice-like signal through the configured engine and model for\n"
+            "candidate blocks (0.05-1.0 s) and precisions, print p50/p99 block times and\n"
+            "the end-to-end latency each choice gives, and choose the lowest latency whose\n"
+            "p99 plus the safety margin fits in the block. --write saves a copy of the\n"
+            "configuration with engine.block, crossfade, headroom and precision set.\n"
+            "Run it once on the machine that will run the daemon, before going live."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML configuration (default {DEFAULT_CONFIG})"
+    )
+    p.add_argument("--write", type=Path, metavar="OUT", help="write the tuned configuration to OUT")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    p.add_argument(
+        "--precision",
+        choices=[x for x in PRECISIONS if x != "auto"],
+        action="append",
+        help="precision to try; repeat for several (default: the configured one, and fp32)",
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=TUNE_MARGIN,
+        help=f"safety margin: headroom = p99 x (1 + margin) (default {TUNE_MARGIN})",
+    )
+    p.add_argument("--blocks", type=int, default=12, help="measured blocks per candidate (default 12)")
+    p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("index", help="retrieval index tools")
     isub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)

@@ -15,6 +15,8 @@ import yaml
 
 from rvcd.daemon.engines import ENGINE_KINDS, EngineSpec
 from rvcd.dsp.pitch import methods as f0_methods
+from rvcd.dsp.precision import DEFAULT_PRECISION, PRECISIONS, cpu_info
+from rvcd.dsp.precision import resolve as resolve_precision
 from rvcd.dsp.stream_params import RANGES, StreamParams
 
 
@@ -42,7 +44,7 @@ class EngineConfig:
     f0_method: str = "rmvpe"
     world_f0: str = "dio"
     device: str = "cpu"
-    dtype: str = "float32"
+    precision: str = DEFAULT_PRECISION
     threads: int = 0
     block: float = 0.25
     extra: float = 0.5
@@ -55,6 +57,10 @@ class EngineConfig:
     gate: float = -120.0
     rms_mix: float = 1.0
     protect: float = 0.33
+
+    def worker_threads(self) -> int:
+        """Torch threads for the worker: `threads`, or by default every core."""
+        return self.threads or cpu_info().cores
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ class Config:
 
     def engine_spec(self) -> EngineSpec:
         e = self.engine
-        return EngineSpec(e.kind, e.model, e.hubert, e.index, e.rmvpe, e.device, e.world_f0, e.dtype)
+        return EngineSpec(e.kind, e.model, e.hubert, e.index, e.rmvpe, e.device, e.world_f0, e.precision)
 
     def initial_params(self) -> StreamParams:
         e = self.engine
@@ -119,9 +125,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "jack.underrun": ("dry", "silence"),
     "engine.kind": ENGINE_KINDS,
     "engine.world_f0": ("dio", "harvest"),
-    "engine.dtype": ("float32", "float16"),
+    "engine.precision": PRECISIONS,
     "log.level": ("debug", "info", "warning", "error"),
 }
+_RENAMED = {"engine.dtype": "engine.precision (auto | fp32 | bf16 | fp16)"}
 _PATHS = {"engine.model", "engine.index", "engine.hubert", "engine.rmvpe", "models_dir"}
 _SECTIONS = {"jack": JackConfig, "engine": EngineConfig, "osc": OscConfig, "log": LogConfig}
 
@@ -176,6 +183,8 @@ def _section(name: str, cls: type, raw: Any, base: Path) -> Any:
         raise ConfigError(f"{name}: expected a mapping of keys, got {_describe(raw)}")
     known = {f.name: f for f in fields(cls)}
     for key in raw:
+        if f"{name}.{key}" in _RENAMED:
+            raise ConfigError(f"{name}.{key}: renamed to {_RENAMED[f'{name}.{key}']}")
         if key not in known:
             raise ConfigError(f"{name}.{key}: unknown key (known keys: {', '.join(sorted(known))})")
     values = {}
@@ -207,8 +216,10 @@ def _cross_check(cfg: Config) -> None:
     e = cfg.engine
     if e.f0_method not in f0_methods():
         raise ConfigError(f"engine.f0_method: '{e.f0_method}' is not one of {', '.join(f0_methods())}")
-    if e.dtype == "float16" and not e.device.startswith("cuda"):
-        raise ConfigError(f"engine.dtype: float16 needs a CUDA device (engine.device is '{e.device}')")
+    try:
+        resolve_precision(e.precision, e.device)
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"engine.precision: {exc} (engine.device is '{e.device}')") from exc
     if e.kind == "rvc":
         for key in ("model", "hubert"):
             if getattr(e, key) is None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from rvcd.dsp.engine_world import WorldEngine
+from rvcd.dsp.precision import DEFAULT_PRECISION, DTYPES, resolve
 from rvcd.dsp.streamer import Engine
 
 ENGINE_KINDS = ("world", "rvc")
@@ -22,8 +25,12 @@ class EngineSpec:
     rmvpe: Path | None = None
     device: str = "cpu"
     world_f0: str = "dio"
-    dtype: str = "float32"
-    """Synthesizer precision: float32, or float16 on a CUDA device."""
+    precision: str = DEFAULT_PRECISION
+    """Network precision: auto, fp32, bf16 or fp16 (`rvcd.dsp.precision`)."""
+
+    def dtype(self) -> torch.dtype:
+        """The torch dtype `precision` resolves to on `device` (ValueError if it cannot)."""
+        return DTYPES[resolve(self.precision, self.device)]
 
 
 def build_engine(spec: EngineSpec) -> Engine:
@@ -36,11 +43,8 @@ def build_engine(spec: EngineSpec) -> Engine:
         raise ValueError("the rvc engine needs a voice model (engine.model / --model)")
     if spec.hubert is None:
         raise ValueError("the rvc engine needs a content encoder (engine.hubert / --hubert)")
-    import torch
-
     from rvcd.dsp.engine_rvc import RvcEngine
     from rvcd.dsp.rvc_window import RvcModels
 
-    dtype = torch.float16 if spec.dtype == "float16" else torch.float32
-    models = RvcModels.load(spec.model, spec.hubert, spec.index, device=spec.device, dtype=dtype)
+    models = RvcModels.load(spec.model, spec.hubert, spec.index, device=spec.device, dtype=spec.dtype())
     return RvcEngine(models, spec.rmvpe, spec.device)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from rvcd.dsp.engine_rvc import RvcEngine
 from rvcd.dsp.rvc_window import RvcModels
 from rvcd.dsp.safe_load import ModelFileError
@@ -143,26 +145,30 @@ def build_rvc_engine(
     hubert: Path | None,
     rmvpe: Path | None,
     device: str,
+    dtype: torch.dtype,
     current: Engine,
 ) -> Engine:
-    """A new RVC engine for `model`, reusing the running content encoder when it fits
-    and the running pitch estimators when the rmvpe file and device are the same."""
-    if not isinstance(current, RvcEngine):
+    """A new RVC engine for `model` in `dtype`, reusing the running content encoder when
+    it fits and the running pitch estimators when the rmvpe file, device and precision
+    are the same."""
+    if not isinstance(current, RvcEngine) or current.dtype != dtype:
         if hubert is None:
             raise ValueError("engine.hubert is not configured: a content encoder is needed for RVC models")
-        return RvcEngine(RvcModels.load(model, hubert, index, device=device), rmvpe, device)
+        return RvcEngine(RvcModels.load(model, hubert, index, device=device, dtype=dtype), rmvpe, device)
     from rvcd.dsp.content_loader import load_content_encoder
+    from rvcd.dsp.conv_layout import prepare
     from rvcd.dsp.retrieval import RetrievalIndex
     from rvcd.dsp.voice_model import load_voice_model
 
     encoder = current.models.encoder
-    voice = load_voice_model(model, device=device)
+    voice = load_voice_model(model, device=device, dtype=dtype)
+    voice.synth = prepare(voice.synth, device, dtype)
     if encoder.feature_dim(voice.version) != voice.meta.phone_dim:
         if hubert is None:
             raise ModelFileError(
                 f"{model}: needs {voice.meta.phone_dim}-d features and no other encoder is set"
             )
-        encoder = load_content_encoder(hubert).to(device)
+        encoder = prepare(load_content_encoder(hubert), device, dtype)
     models = RvcModels(voice=voice, encoder=encoder)
     dim = encoder.feature_dim(voice.version)
     if dim != voice.meta.phone_dim:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import sys
 import threading
@@ -66,8 +65,7 @@ class Daemon:
         self.model_label = cfg.engine.model.name if cfg.engine.model else ""
         self.osc: OscServer | None = None
         self.swapper = ModelSwapper(self._build_swap_engine, self._install_engine)
-        # Leave one core to the audio callback and the JACK server unless told otherwise.
-        torch.set_num_threads(cfg.engine.threads or max(1, (os.cpu_count() or 1) - 1))
+        torch.set_num_threads(cfg.engine.worker_threads())
         # The JACK callback needs the GIL: hand it over quickly while the worker runs Python.
         sys.setswitchinterval(0.001)
 
@@ -130,7 +128,8 @@ class Daemon:
 
     def _build_swap_engine(self, model: Path, index: Path | None) -> Engine:
         e = self.cfg.engine
-        return build_rvc_engine(model, index, e.hubert, e.rmvpe, e.device, self.engine)
+        dtype = self.cfg.engine_spec().dtype()
+        return build_rvc_engine(model, index, e.hubert, e.rmvpe, e.device, dtype, self.engine)
 
     def _install_engine(self, engine: Engine, label: str) -> None:
         pipeline = self.pipeline

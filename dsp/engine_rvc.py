@@ -46,7 +46,11 @@ class RvcEngine:
         self.models = models
         self.device = torch.device(device)
         self.rmvpe_path = rmvpe_path
-        self._make_estimator = estimator_factory or (lambda m: make_estimator(m, rmvpe_path, device))
+        self.dtype = next(models.voice.synth.parameters()).dtype
+        """Precision of the networks (the voice model's; rmvpe runs in it too)."""
+        self._make_estimator = estimator_factory or (
+            lambda m: make_estimator(m, rmvpe_path, device, self.dtype)
+        )
         self._estimators: dict[str, PitchEstimator] = {}
         self.rate = 0
 
@@ -77,7 +81,8 @@ class RvcEngine:
         """An engine for other voice models. With the same rmvpe file and device it shares
         this one's pitch estimators (they do not depend on the voice), so a model swap
         neither reloads rmvpe nor builds a network in the worker."""
-        if rmvpe_path != self.rmvpe_path or torch.device(device) != self.device:
+        dtype = next(models.voice.synth.parameters()).dtype
+        if rmvpe_path != self.rmvpe_path or torch.device(device) != self.device or dtype != self.dtype:
             return RvcEngine(models, rmvpe_path, device)
         twin = RvcEngine(models, rmvpe_path, device, self._make_estimator)
         twin._estimators = self._estimators
@@ -118,8 +123,8 @@ class RvcEngine:
     def _features(self, params: StreamParams, timings: dict[str, float]) -> torch.Tensor:
         models = self.models
         t0 = time.perf_counter()
-        wav = torch.from_numpy(self.buf16)[None].to(self.device)
-        feats = models.encoder.features(wav, models.voice.version)
+        wav = torch.from_numpy(self.buf16)[None].to(next(models.encoder.parameters()))
+        feats = models.encoder.features(wav, models.voice.version).float()
         feats = torch.cat((feats, feats[:, -1:, :]), 1)
         t1 = time.perf_counter()
         timings["content"] = timings.get("content", 0.0) + 1000 * (t1 - t0)
@@ -159,15 +164,15 @@ class RvcEngine:
             self._update_pitch(params.f0_method, timings)
             hz = fill_unvoiced(self.f0_cache) * 2 ** ((params.pitch - params.formant) / 12)
             pitch = torch.from_numpy(coarse_pitch(hz))[None].to(self.device)
+            # f0 stays float32 in every precision: the sine source integrates its phase.
             nsf = (hz * length2 / self.return_length).astype(np.float32)
             pitchf = torch.from_numpy(nsf)[None].to(self.device)
         t1 = time.perf_counter()
-        dtype = next(voice.synth.parameters()).dtype
         out = voice.synth.infer(
-            feats.to(dtype),
+            feats.to(self.dtype),
             torch.tensor([self.p_len], device=self.device),
             pitch,
-            pitchf.to(dtype) if pitchf is not None else None,
+            pitchf,
             torch.tensor([params.speaker], device=self.device),
             skip_head=self.skip_head,
             return_length=self.return_length,

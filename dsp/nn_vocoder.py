@@ -18,6 +18,10 @@ from torch.nn import functional as F
 LRELU_SLOPE = 0.1
 
 
+def _dtype(module: nn.Module) -> torch.dtype:
+    return next(module.parameters()).dtype
+
+
 def _padding(kernel_size: int, dilation: int = 1) -> int:
     return (kernel_size * dilation - dilation) // 2
 
@@ -37,10 +41,11 @@ class ResBlock1(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = _dtype(self.convs1[0])
         for c1, c2 in zip(self.convs1, self.convs2, strict=True):
-            xt = c1(F.leaky_relu(x, LRELU_SLOPE))
+            xt = c1(F.leaky_relu(x, LRELU_SLOPE).to(dtype))
             xt = c2(F.leaky_relu(xt, LRELU_SLOPE))
-            x = xt + x
+            x = xt.to(x.dtype) + x
         return x
 
 
@@ -55,8 +60,9 @@ class ResBlock2(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = _dtype(self.convs[0])
         for c in self.convs:
-            x = c(F.leaky_relu(x, LRELU_SLOPE)) + x
+            x = c(F.leaky_relu(x, LRELU_SLOPE).to(dtype)).to(x.dtype) + x
         return x
 
 
@@ -110,6 +116,15 @@ class Vocoder(nn.Module):
     With `sample_rate` set it is the NSF generator (`GeneratorNSF`) and needs frame f0;
     without, the plain generator of the no-f0 models.
     """
+
+    fp32_parts = ("m_source", "noise_convs", "conv_post")
+    """Submodules that stay float32 when the network runs in a lower precision
+    (`conv_layout.prepare`); the residual stream between the convolutions stays
+    float32 too. Measured on the full-size test model, bf16 against fp32 (harvest f0
+    in, so only the content encoder and synthesizer differ; median f0 difference,
+    log-mel distance): everything in bf16 3.7 cents, 1.49 dB; the vocoder alone in
+    fp32 1.2 cents, 0.26 dB; these parts and the residual stream in fp32 1.3 cents,
+    0.29 dB, at no measurable cost (the convolutions, 99 % of the work, stay bf16)."""
 
     def __init__(
         self,
@@ -170,7 +185,9 @@ class Vocoder(nn.Module):
         if g is not None and self.cond is not None:
             x = x + self.cond(g)
         for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            # The residual stream between the convolutions stays float32 in every
+            # precision (see `fp32_parts`); the convolutions compute in theirs.
+            x = up(F.leaky_relu(x, LRELU_SLOPE).to(_dtype(up))).float()
             if source is not None and self.noise_convs is not None:
                 x = x + self.noise_convs[i](source)
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
@@ -178,5 +195,4 @@ class Vocoder(nn.Module):
             for block in blocks[1:]:
                 xs = xs + block(x)
             x = xs / self.num_kernels
-        x = self.conv_post(F.leaky_relu(x))
-        return torch.tanh(x)
+        return torch.tanh(self.conv_post(F.leaky_relu(x)))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
 
 SAMPLE_RATE = 16000
 """Input rate of every estimator, Hz."""
@@ -112,8 +113,14 @@ def _load_all() -> None:
     from . import f0_crepe, f0_fcpe, f0_pm, f0_world, rmvpe  # noqa: F401  (registers estimators)
 
 
-def make_estimator(method: str, rmvpe_path: str | Path | None = None, device: str = "cpu") -> PitchEstimator:
-    """Create the estimator `method`; rmvpe needs the path of `rmvpe.pt`."""
+def make_estimator(
+    method: str,
+    rmvpe_path: str | Path | None = None,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> PitchEstimator:
+    """Create the estimator `method`; rmvpe needs the path of `rmvpe.pt` and runs in
+    `dtype` (the others in float32)."""
     _load_all()
     if method not in _REGISTRY:
         raise ValueError(f"unknown f0 method {method!r}; choose one of {', '.join(methods())}")
@@ -121,5 +128,5 @@ def make_estimator(method: str, rmvpe_path: str | Path | None = None, device: st
     if method == "rmvpe":
         if rmvpe_path is None:
             raise ValueError("f0 method 'rmvpe' needs the path of rmvpe.pt (--rmvpe)")
-        return factory(rmvpe_path, device=device)
+        return factory(rmvpe_path, device=device, dtype=dtype)
     return factory(device=device)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .conv_layout import prepare
 from .mel import mel_filterbank
 from .pitch import HOP, SAMPLE_RATE, check_audio, fit_frames, n_frames, register
 from .safe_load import ModelFileError, load_checkpoint
@@ -261,8 +262,17 @@ class Rmvpe:
 
     name = "rmvpe"
 
-    def __init__(self, path: str | Path, device: str = "cpu", threshold: float = THRESHOLD) -> None:
-        self.net = load_rmvpe_net(path, device)
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "cpu",
+        threshold: float = THRESHOLD,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        # The network runs in `dtype`; the log-mel front end stays float32 (an STFT and a
+        # log of magnitudes, cheap, and what the salience is most sensitive to).
+        self.net = prepare(load_rmvpe_net(path, device), device, dtype)
+        self.dtype = dtype
         self.mel = LogMel().to(device)
         self.device = device
         self.threshold = threshold
@@ -277,7 +287,7 @@ class Rmvpe:
         frames = mel.shape[-1]
         multiple = 2**self.net.shape.n_stages
         mel = F.pad(mel, (0, -frames % multiple))
-        return self.net(mel)[0, :frames].float().cpu().numpy()
+        return self.net(mel.to(self.dtype))[0, :frames].float().cpu().numpy()
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         sal = self.salience(self.log_mel(audio))

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from .content_encoder import ContentEncoder
 from .content_loader import load_content_encoder
+from .conv_layout import prepare
 from .pitch import HOP, coarse_pitch, fill_unvoiced, shift_semitones
 from .retrieval import RetrievalIndex
 from .safe_load import ModelFileError
@@ -55,9 +56,10 @@ class RvcModels:
         dtype: torch.dtype = torch.float32,
     ) -> RvcModels:
         """Load a voice `.pth`, a content encoder and an optional `.index`, checked together;
-        the synthesizer runs in `dtype`, the content encoder in float32."""
+        both networks run in `dtype` and are readied for `device` (`conv_layout.prepare`)."""
         voice = load_voice_model(model, device=device, dtype=dtype)
-        encoder = load_content_encoder(hubert).to(device)
+        voice.synth = prepare(voice.synth, device, dtype)
+        encoder = prepare(load_content_encoder(hubert), device, dtype)
         dim = encoder.feature_dim(voice.version)
         if dim != voice.meta.phone_dim:
             raise ModelFileError(
@@ -87,9 +89,10 @@ def content_features(
     models: RvcModels, audio16k: np.ndarray, params: RvcParams
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(features with retrieval blended in, raw features), each [1, frames, dim] at 100/s."""
-    device = next(models.encoder.parameters()).device
-    wav = torch.from_numpy(np.ascontiguousarray(audio16k, dtype=np.float32))[None].to(device)
-    raw = models.encoder.features(wav, models.voice.version)
+    first = next(models.encoder.parameters())
+    wav = torch.from_numpy(np.ascontiguousarray(audio16k, dtype=np.float32))[None]
+    raw = models.encoder.features(wav.to(first), models.voice.version).float()
+    device = first.device
     feats = raw
     if models.index is not None and params.index_rate > 0:
         blended = models.index.blend(raw[0].cpu().numpy(), params.index_rate)
@@ -134,7 +137,8 @@ def convert_window(
             raise ValueError(f"f0 has {len(f0)} frames, the window needs {p_len}")
         coarse, hz = pitch_inputs(f0, params.pitch)
         pitch = torch.from_numpy(coarse)[None].to(device)
-        pitchf = torch.from_numpy(hz)[None].to(device=device, dtype=dtype)
+        # f0 stays float32 in every precision: the sine source integrates its phase.
+        pitchf = torch.from_numpy(hz)[None].to(device)
         if params.protect < 0.5:
             # The reference masks on pitchf after filling gaps, which leaves nothing to
             # protect; the estimator's own voicing decision is used here instead.

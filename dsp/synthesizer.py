@@ -59,6 +59,15 @@ class SynthOutput:
     logs_p: torch.Tensor
 
 
+def _prior_sample(m_p: torch.Tensor, logs_p: torch.Tensor, x_mask: torch.Tensor) -> torch.Tensor:
+    """The noisy prior sample. The noise is drawn in float32 as a contiguous tensor,
+    element for element in the reference's order, whatever the memory layout of `m_p`
+    (a channels-last view when the convolutions run channels-last) and whatever the
+    precision: every precision sees the same draw for the same seed."""
+    noise = torch.randn(m_p.shape, device=m_p.device).to(m_p.dtype)
+    return (m_p + torch.exp(logs_p) * noise * PRIOR_NOISE_SCALE) * x_mask
+
+
 class Synthesizer(nn.Module):
     """Prior encoder + reversed flow + vocoder (NSF when `f0`)."""
 
@@ -122,7 +131,7 @@ class Synthesizer(nn.Module):
             flow_head = max(head - FLOW_CONTEXT_FRAMES, 0)
             dec_head = head - flow_head
             m_p, logs_p, x_mask = self.enc_p(phone, coarse, phone_lengths, flow_head)
-            z_p = (m_p + torch.exp(logs_p) * torch.randn_like(m_p) * PRIOR_NOISE_SCALE) * x_mask
+            z_p = _prior_sample(m_p, logs_p, x_mask)
             z = self.flow.reverse(z_p, x_mask, g)
             z = z[:, :, dec_head : dec_head + length]
             x_mask = x_mask[:, :, dec_head : dec_head + length]
@@ -130,7 +139,7 @@ class Synthesizer(nn.Module):
                 nsff0 = nsff0[:, head : head + length]
         else:
             m_p, logs_p, x_mask = self.enc_p(phone, coarse, phone_lengths)
-            z_p = (m_p + torch.exp(logs_p) * torch.randn_like(m_p) * PRIOR_NOISE_SCALE) * x_mask
+            z_p = _prior_sample(m_p, logs_p, x_mask)
             z = self.flow.reverse(z_p, x_mask, g)
         n_res = int(return_length2) if return_length2 is not None else None
         audio = self.dec(z * x_mask, nsff0, g, n_res=n_res)

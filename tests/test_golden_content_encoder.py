@@ -8,6 +8,7 @@ import torch
 from conftest import load_manifest
 
 from rvcd.dsp.content_loader import load_content_encoder
+from rvcd.dsp.conv_layout import prepare
 
 _META_KEYS = {"golden", "hidden_size", "layers", "final_dim"}
 
@@ -32,9 +33,13 @@ def test_shape_matches_manifest(golden, name):
 
 @pytest.mark.parametrize("name", _entries())
 @pytest.mark.parametrize("version", ["v1", "v2"])
-def test_features_match_reference(golden, name, version):
+@pytest.mark.parametrize("layout", ["plain", "channels-last"])
+def test_features_match_reference(golden, name, version, layout):
+    """As loaded, and as the live path runs it (`conv_layout.prepare`, fp32)."""
     data = _golden_file(golden)
     enc = load_content_encoder(golden / name)
+    if layout == "channels-last":
+        enc = prepare(enc, "cpu", torch.float32)
     with torch.no_grad():
         feats = enc.features(torch.from_numpy(data["audio"])[None], version)[0].numpy()
     want = data[version]

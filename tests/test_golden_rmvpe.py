@@ -10,6 +10,17 @@ from conftest import load_manifest, rmvpe_entries
 from rvcd.dsp.rmvpe import Rmvpe, decode_salience
 
 
+def _assert_log_mel_close(got: np.ndarray, want: np.ndarray) -> None:
+    """Log-mel levels agree to 1e-4 (natural log) in bands within 40 dB of the loudest;
+    the quieter bands hold the FFT's round-off, which differs between CPUs and FFT
+    libraries (measured up to 4e-3 at 80 dB down on a Xeon with AMX), so there the
+    linear magnitudes must agree to 1e-5 of the loudest."""
+    assert got.shape == want.shape
+    loud = want > want.max() - np.log(1e4)
+    np.testing.assert_allclose(got[loud], want[loud], atol=1e-4)
+    np.testing.assert_allclose(np.exp(got), np.exp(want), atol=1e-5 * np.exp(want).max())
+
+
 @pytest.mark.parametrize("name", rmvpe_entries())
 def test_rmvpe_matches_reference(golden, name):
     entry = load_manifest("manifest.json")[name]
@@ -21,8 +32,7 @@ def test_rmvpe_matches_reference(golden, name):
     assert est.net.shape.n_stages == arch["en_de_layers"]
     assert est.net.shape.n_inter == arch["inter_layers"]
     assert est.net.shape.base_channels == arch["en_out_channels"]
-    mel = est.log_mel(data["audio"])
-    np.testing.assert_allclose(mel.numpy(), data["mel"], atol=1e-4)
+    _assert_log_mel_close(est.log_mel(data["audio"]).numpy(), data["mel"])
     sal = est.salience(torch.from_numpy(data["mel"]))
     np.testing.assert_allclose(sal, data["salience"], atol=1e-4)
     np.testing.assert_allclose(est(data["audio"]), data["f0"], atol=1e-2)

@@ -7,7 +7,18 @@ import pytest
 import torch
 from conftest import load_manifest, voice_entries
 
+from rvcd.dsp.conv_layout import prepare
 from rvcd.dsp.voice_model import load_voice_model
+
+LAYOUTS = ["plain", "channels-last"]
+"""The network as loaded, and as the live path runs it (`conv_layout.prepare`, fp32)."""
+
+
+def _load(path, layout):
+    model = load_voice_model(path)
+    if layout == "channels-last":
+        model.synth = prepare(model.synth, "cpu", torch.float32)
+    return model
 
 
 def _inputs(golden, name):
@@ -56,9 +67,10 @@ def test_text_encoder_matches_reference(golden, name):
 
 
 @pytest.mark.parametrize("name", voice_entries())
-def test_full_inference_matches_reference(golden, name):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_full_inference_matches_reference(golden, name, layout):
     entry, data, phone, lengths, sid = _inputs(golden, name)
-    model = load_voice_model(golden / name)
+    model = _load(golden / name, layout)
     out = _infer(model, entry, data, phone, lengths, sid)
     np.testing.assert_allclose(out.z_p.numpy(), data["z_p_full"], atol=1e-4)
     audio = out.audio[0, 0].numpy()
@@ -67,9 +79,10 @@ def test_full_inference_matches_reference(golden, name):
 
 
 @pytest.mark.parametrize("name", voice_entries())
-def test_streaming_inference_matches_reference(golden, name):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_streaming_inference_matches_reference(golden, name, layout):
     entry, data, phone, lengths, sid = _inputs(golden, name)
-    model = load_voice_model(golden / name)
+    model = _load(golden / name, layout)
     out = _infer(model, entry, data, phone, lengths, sid, **entry["stream_kwargs"])
     np.testing.assert_allclose(out.z_p.numpy(), data["z_p_stream"], atol=1e-4)
     audio = out.audio[0, 0].numpy()
