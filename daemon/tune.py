@@ -48,7 +48,10 @@ class TuneRow:
 
 
 def precisions_to_try(cfg: Config) -> list[str]:
-    """The configured precision (resolved) and fp32, the exact path, when different."""
+    """The configured precision (resolved) and fp32, the exact path, when different; the
+    WORLD engine has no networks, so only one pass."""
+    if cfg.engine.kind != "rvc":
+        return ["fp32"]
     chosen = resolve(cfg.engine.precision, cfg.engine.device)
     return [chosen] if chosen == "fp32" else [chosen, "fp32"]
 
@@ -142,9 +145,9 @@ def write_config(cfg: Config, row: TuneRow, out: Path) -> None:
             engine[key] = str((base / Path(engine[key]).expanduser()).resolve())
     if raw.get("models_dir"):
         raw["models_dir"] = str((base / Path(raw["models_dir"]).expanduser()).resolve())
-    engine.update(
-        block=row.block, crossfade=row.crossfade, headroom=round(row.headroom, 3), precision=row.precision
-    )
+    engine.update(block=row.block, crossfade=row.crossfade, headroom=round(row.headroom, 3))
+    if cfg.engine.kind == "rvc":
+        engine["precision"] = row.precision
     header = (
         f"# written by `rvcd tune` from {source or 'the defaults'}: block {row.block} s, "
         f"headroom {row.headroom:.3f} s, precision {row.precision}\n"

@@ -42,10 +42,12 @@ class ResBlock1(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = _dtype(self.convs1[0])
-        for c1, c2 in zip(self.convs1, self.convs2, strict=True):
+        for i, (c1, c2) in enumerate(zip(self.convs1, self.convs2, strict=True)):
             xt = c1(F.leaky_relu(x, LRELU_SLOPE).to(dtype))
             xt = c2(F.leaky_relu(xt, LRELU_SLOPE))
-            x = xt.to(x.dtype) + x
+            # Residual adds in x's dtype (float32 in every precision); in place after
+            # the first, which must not touch the caller's tensor.
+            x = x + xt if i == 0 else x.add_(xt)
         return x
 
 
@@ -61,8 +63,9 @@ class ResBlock2(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = _dtype(self.convs[0])
-        for c in self.convs:
-            x = c(F.leaky_relu(x, LRELU_SLOPE).to(dtype)).to(x.dtype) + x
+        for i, c in enumerate(self.convs):
+            xt = c(F.leaky_relu(x, LRELU_SLOPE).to(dtype))
+            x = x + xt if i == 0 else x.add_(xt)
         return x
 
 
@@ -193,6 +196,6 @@ class Vocoder(nn.Module):
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             xs = blocks[0](x)
             for block in blocks[1:]:
-                xs = xs + block(x)
-            x = xs / self.num_kernels
+                xs.add_(block(x))
+            x = xs.div_(self.num_kernels)
         return torch.tanh(self.conv_post(F.leaky_relu(x)))

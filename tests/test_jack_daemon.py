@@ -19,6 +19,7 @@ from jack_rig import PERIOD, RATE, JackServer, Rig, delay_of
 from test_streamer import _median_f0, _tone
 
 from rvcd.daemon.config import load_config
+from rvcd.daemon.jack_latency import CAPTURE, get_range
 from rvcd.daemon.service import Daemon
 from rvcd.dsp.engine_world import WorldEngine
 
@@ -151,7 +152,16 @@ def test_measured_delay_equals_reported_latency(daemon, bypass):
     measured = delay_of(_envelope(x), _envelope(y), 2 * d.latency_samples())
     search = RATE // 100
     skipped = xruns * PERIOD  # cycles a client may have missed when no take was clean
+    # What DAWs compensate: the capture latency JACK reports on rvcd:out_1 (the rig's
+    # player, feeding in_1, adds none).
+    probe = jack.Client("latency-probe", servername=d.cfg.jack.server_name, no_start_server=True)
+    try:
+        reported = get_range(probe.get_port_by_name("rvcd:out_1"), CAPTURE)
+    finally:
+        probe.close()
+    assert reported == (d.latency_samples(), d.latency_samples())
     if bypass:
+        assert abs(measured - reported[0]) <= PERIOD + skipped
         assert abs(measured - d.latency_samples()) <= skipped
     else:
         # SOLA may align the converted audio up to one search window (10 ms) earlier, and
