@@ -39,7 +39,8 @@ def main() -> int:
     parser.add_argument("--crossfade", type=float, default=0.05)
     parser.add_argument("--headroom", type=float, default=1.5)
     parser.add_argument("--period", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=0, help="engine.threads (0 = cores - 1)")
+    parser.add_argument("--threads", type=int, default=0, help="engine.threads (0 = every core)")
+    parser.add_argument("--precision", default="auto", help="engine.precision (default auto)")
     parser.add_argument(
         "--no-realtime", action="store_true", help="run jackd without realtime scheduling (xruns under load)"
     )
@@ -56,6 +57,7 @@ def main() -> int:
         (d / "soak.yaml").write_text(
             f"jack:\n  server_name: {name}\nengine:\n{engine}  block: {args.block}\n  extra: {args.extra}\n"
             f"  crossfade: {args.crossfade}\n  headroom: {args.headroom}\n  threads: {args.threads}\n"
+            f"  precision: {args.precision}\n"
             "osc:\n  enabled: false\n"
             "log:\n  stats_interval: 60\n"
         )
