@@ -28,6 +28,7 @@ from rvcd.daemon.jack_io import JackIO, JackLostError, JackUnavailableError
 from rvcd.daemon.model_swap import ModelSwapper, build_rvc_engine
 from rvcd.daemon.pipeline import Pipeline
 from rvcd.daemon.sdnotify import Notifier
+from rvcd.dsp.precision import describe as describe_precision
 from rvcd.dsp.streamer import Engine, StreamShape
 
 log = logging.getLogger("rvcd")
@@ -66,6 +67,13 @@ class Daemon:
         self.osc: OscServer | None = None
         self.swapper = ModelSwapper(self._build_swap_engine, self._install_engine)
         torch.set_num_threads(cfg.engine.worker_threads())
+        if cfg.engine.kind == "rvc":
+            log.info(
+                "engine rvc: %s, device %s, %d torch threads",
+                describe_precision(cfg.engine.precision, cfg.engine.device),
+                cfg.engine.device,
+                torch.get_num_threads(),
+            )
         # The JACK callback needs the GIL: hand it over quickly while the worker runs Python.
         sys.setswitchinterval(0.001)
 

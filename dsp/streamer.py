@@ -167,11 +167,14 @@ class Streamer:
         return gated
 
     def _sola_offset(self, converted: np.ndarray) -> int:
+        """The offset (0..search) where `converted` best continues the previous block:
+        the argmax of the normalised cross-correlation with the crossfade tail. The
+        window energies come from a running sum (O(n), not a windows x crossfade array)."""
         s = self.shape
         seg = converted[: s.crossfade + s.search].astype(np.float64)
-        frames = np.lib.stride_tricks.sliding_window_view(seg, s.crossfade)
-        num = frames @ self.sola_buffer.astype(np.float64)
-        den = np.sqrt(np.sum(frames**2, axis=1) + 1e-8)
+        num = np.correlate(seg, self.sola_buffer.astype(np.float64), mode="valid")
+        energy = np.concatenate(([0.0], np.cumsum(seg * seg)))
+        den = np.sqrt(np.maximum(energy[s.crossfade :] - energy[: -s.crossfade], 0.0) + 1e-8)
         return int(np.argmax(num / den))
 
     def process(self, block: np.ndarray, params: StreamParams) -> np.ndarray:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from test_streamer import RATE
 
+from rvcd.daemon.cli import main
 from rvcd.daemon.config import ConfigError, parse_config
 from rvcd.daemon.engines import EngineSpec, build_engine
 from rvcd.dsp.audio_io import resample
@@ -110,3 +114,24 @@ def test_drift_measure_notices_a_pitch_change():
     assert 9 < shifted.f0_median_cents < 11
     c = sum(0.2 / k * 10 ** (-3 * (k > 2) / 20) * np.sin(2 * np.pi * k * 150 * t) for k in range(1, 6))
     assert measure(a, c, RATE).logmel_db > LOG_MEL_DB
+
+
+def test_bench_names_the_cpu_and_the_precision(tiny_models, capsys):
+    d = tiny_models("v2", 40000, True)
+    args = ["bench", "--engine", "rvc", "--model", str(d / "voice.pth"), "--hubert", str(d / "hubert")]
+    args += ["--rmvpe", str(d / "rmvpe.pt"), "--blocks", "2", "--extra", "0.3", "--precision", "bf16"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"precision bf16 (asked bf16) on {cpu_info().model}" in out
+    assert re.search(r"^rvc .* RTF \d+\.\d\d", out, re.MULTILINE)
+
+
+def test_convert_refuses_fp16_on_the_cpu(tiny_models, tmp_path, capsys):
+    d = tiny_models("v2", 40000, True)
+    src = tmp_path / "in.wav"
+    sf.write(src, voice_like_signal(RATE, 0.5), RATE)
+    args = ["convert", str(src), str(tmp_path / "out.wav"), "--model", str(d / "voice.pth")]
+    args += ["--hubert", str(d / "hubert"), "--precision", "fp16"]
+    assert main(args) == 1
+    assert "precision fp16 needs a CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "out.wav").exists()
