@@ -22,6 +22,14 @@ def _dtype(module: nn.Module) -> torch.dtype:
     return next(module.parameters()).dtype
 
 
+def _activate(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """leaky_relu(x) in `dtype`: cast first, then in place on the copy, which moves the
+    fewest bytes when the residual stream is wider than the convolutions."""
+    if x.dtype == dtype:
+        return F.leaky_relu(x, LRELU_SLOPE)
+    return F.leaky_relu_(x.to(dtype), LRELU_SLOPE)
+
+
 def _padding(kernel_size: int, dilation: int = 1) -> int:
     return (kernel_size * dilation - dilation) // 2
 
@@ -43,8 +51,7 @@ class ResBlock1(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = _dtype(self.convs1[0])
         for i, (c1, c2) in enumerate(zip(self.convs1, self.convs2, strict=True)):
-            xt = c1(F.leaky_relu(x, LRELU_SLOPE).to(dtype))
-            xt = c2(F.leaky_relu(xt, LRELU_SLOPE))
+            xt = c2(F.leaky_relu_(c1(_activate(x, dtype)), LRELU_SLOPE))
             # Residual adds in x's dtype (float32 in every precision); in place after
             # the first, which must not touch the caller's tensor.
             x = x + xt if i == 0 else x.add_(xt)
@@ -64,7 +71,7 @@ class ResBlock2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = _dtype(self.convs[0])
         for i, c in enumerate(self.convs):
-            xt = c(F.leaky_relu(x, LRELU_SLOPE).to(dtype))
+            xt = c(_activate(x, dtype))
             x = x + xt if i == 0 else x.add_(xt)
         return x
 
@@ -190,9 +197,9 @@ class Vocoder(nn.Module):
         for i, up in enumerate(self.ups):
             # The residual stream between the convolutions stays float32 in every
             # precision (see `fp32_parts`); the convolutions compute in theirs.
-            x = up(F.leaky_relu(x, LRELU_SLOPE).to(_dtype(up))).float()
+            x = up(_activate(x, _dtype(up))).float()
             if source is not None and self.noise_convs is not None:
-                x = x + self.noise_convs[i](source)
+                x.add_(self.noise_convs[i](source))
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             xs = blocks[0](x)
             for block in blocks[1:]:
