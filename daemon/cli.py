@@ -338,6 +338,12 @@ def _add_stream_shape_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extra", type=float, default=2.5, help="extra context per block, seconds (default 2.5)")
 
 
+def _add_config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML configuration (default {DEFAULT_CONFIG})"
+    )
+
+
 def _add_precision_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision",
@@ -375,9 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML configuration (default {DEFAULT_CONFIG})"
-    )
+    _add_config_arg(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
@@ -507,9 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML configuration (default {DEFAULT_CONFIG})"
-    )
+    _add_config_arg(p)
     p.add_argument("--write", type=Path, metavar="OUT", help="write the tuned configuration to OUT")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument(

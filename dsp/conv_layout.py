@@ -50,6 +50,37 @@ def _agrees(fast: torch.Tensor, plain: torch.Tensor) -> bool:
     return fast.shape == plain.shape and float((fast.float() - plain.float()).abs().max()) <= tol * scale
 
 
+def _height1_twin(
+    kind: type[nn.Conv2d] | type[nn.ConvTranspose2d],
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: int,
+    padding: int,
+    dilation: int,
+    groups: int,
+) -> nn.Conv2d | nn.ConvTranspose2d:
+    """A height-1 2-D convolution holding `weight` ([.., .., 1, kernel]) and `bias`,
+    with the given width-axis stride, padding and dilation."""
+    transposed = kind is nn.ConvTranspose2d
+    out_ch = weight.shape[1] * groups if transposed else weight.shape[0]
+    in_ch = weight.shape[0] if transposed else weight.shape[1] * groups
+    twin = kind(
+        in_ch,
+        out_ch,
+        (1, weight.shape[3]),
+        stride=(1, stride),
+        padding=(0, padding),
+        dilation=(1, dilation),
+        groups=groups,
+        bias=bias is not None,
+        device="meta",
+    )
+    twin.weight = nn.Parameter(weight.clone(), requires_grad=False)
+    if bias is not None:
+        twin.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
+    return twin
+
+
 class PackedConv2d(nn.Module):
     """A Conv2d or ConvTranspose2d on channels-last input with prepacked weights; a
     batch norm that followed the convolution can be folded in."""
@@ -89,22 +120,9 @@ class PackedConv2d(nn.Module):
         kh = self.weight.shape[2]
         if self.transposed or (kh, self.padding[0], self.stride[0], self.dilation[0]) != (3, 1, 1, 1):
             return None
-        kw = self.weight.shape[3]
-        twin = nn.Conv2d(
-            self.weight.shape[1] * self.groups,
-            self.weight.shape[0],
-            (1, kw),
-            stride=(1, self.stride[1]),
-            padding=(0, self.padding[1]),
-            dilation=(1, self.dilation[1]),
-            groups=self.groups,
-            bias=self.bias is not None,
-            device="meta",
-        )
-        twin.weight = nn.Parameter(self.weight.detach()[:, :, 1:2, :].clone(), requires_grad=False)
-        if self.bias is not None:
-            twin.bias = nn.Parameter(self.bias.detach(), requires_grad=False)
-        return PackedConv2d(twin)
+        row = self.weight.detach()[:, :, 1:2, :]
+        stride, padding, dilation = self.stride[1], self.padding[1], self.dilation[1]
+        return PackedConv2d(_height1_twin(nn.Conv2d, row, self.bias, stride, padding, dilation, self.groups))
 
     def _plain(self, x: torch.Tensor) -> torch.Tensor:
         if self.transposed:
@@ -189,23 +207,17 @@ class PackedConv1d(nn.Module):
         if isinstance(conv.padding, str) or conv.padding_mode != "zeros":
             raise ValueError("only zero padding given as numbers can be rewritten")
         transposed = isinstance(conv, nn.ConvTranspose1d)
-        kind = nn.ConvTranspose2d if transposed else nn.Conv2d
-        twin = kind(
-            conv.in_channels,
-            conv.out_channels,
-            (1, conv.kernel_size[0]),
-            stride=(1, conv.stride[0]),
-            padding=(0, conv.padding[0]),
-            dilation=(1, conv.dilation[0]),
-            groups=conv.groups,
-            bias=conv.bias is not None,
-            device="meta",
+        twin = _height1_twin(
+            nn.ConvTranspose2d if transposed else nn.Conv2d,
+            conv.weight.detach().unsqueeze(2),
+            conv.bias,
+            conv.stride[0],
+            conv.padding[0],
+            conv.dilation[0],
+            conv.groups,
         )
         if transposed:
             twin.output_padding = (0, conv.output_padding[0])
-        twin.weight = nn.Parameter(conv.weight.detach().unsqueeze(2), requires_grad=False)
-        if conv.bias is not None:
-            twin.bias = nn.Parameter(conv.bias.detach(), requires_grad=False)
         self.conv = PackedConv2d(twin)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
