@@ -39,7 +39,7 @@ def main() -> int:
     parser.add_argument("--crossfade", type=float, default=0.05)
     parser.add_argument("--headroom", type=float, default=1.5)
     parser.add_argument("--period", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=0, help="engine.threads (0 = every core)")
+    parser.add_argument("--threads", type=int, default=0, help="engine.threads (0 = cores - 1)")
     parser.add_argument("--precision", default="auto", help="engine.precision (default auto)")
     parser.add_argument(
         "--no-realtime", action="store_true", help="run jackd without realtime scheduling (xruns under load)"

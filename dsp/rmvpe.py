@@ -269,8 +269,8 @@ class Rmvpe:
         threshold: float = THRESHOLD,
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        # The network runs in `dtype`; the log-mel front end stays float32 (an STFT and a
-        # log of magnitudes, cheap, and what the salience is most sensitive to).
+        # The network runs in `dtype`; the log-mel front end is not a network (an STFT
+        # and a log, under 1 ms per block) and stays float32.
         self.net = prepare(load_rmvpe_net(path, device), device, dtype)
         self.dtype = dtype
         self.mel = LogMel().to(device)
