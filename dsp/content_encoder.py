@@ -41,6 +41,24 @@ class ContentEncoderConfig:
     layer_norm_eps: float = 1e-5
 
 
+def _per_channel_norm(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+    """`norm` (one group per channel: each channel normalised over time) applied to
+    [batch, channels, time] in whatever memory layout `x` has. F.group_norm needs a
+    contiguous input: on the channels-last output of a rewritten convolution that is a
+    copy in and a copy out, 4 ms of the content encoder's 27 per block in bf16. The
+    per-channel scale and shift are computed in float32."""
+    # Two passes of float32 sums over time, taken as [batch, time, channels] (the
+    # layout a channels-last x has in memory): torch's var_mean over a strided or bf16
+    # axis is a serial loop (3.5 ms here), these are vectorised (under 1 ms).
+    rows = x.transpose(1, 2)
+    mean = torch.sum(rows, dim=1, keepdim=True, dtype=torch.float32) / rows.shape[1]
+    var = torch.sum(torch.square(rows - mean), dim=1, keepdim=True) / rows.shape[1]
+    var, mean = var.transpose(1, 2), mean.transpose(1, 2)
+    scale = norm.weight.float()[:, None] * torch.rsqrt(var.float() + norm.eps)
+    shift = norm.bias.float()[:, None] - mean.float() * scale
+    return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+
+
 class FeatureExtractor(nn.Module):
     """Strided convolutions over the waveform; group norm on the first layer only."""
 
@@ -59,7 +77,7 @@ class FeatureExtractor(nn.Module):
         for i, conv in enumerate(self.convs):
             x = conv(x)
             if i == 0:
-                x = self.group_norm(x)
+                x = _per_channel_norm(self.group_norm, x)
             x = F.gelu(x)
         return x
 
