@@ -38,7 +38,7 @@ from rvcd.dsp.audio_io import resample
 from rvcd.dsp.benchmark import voice_like_signal
 from rvcd.dsp.drift import measure
 from rvcd.dsp.pitch import SAMPLE_RATE
-from rvcd.dsp.precision import DTYPES, describe
+from rvcd.dsp.precision import describe, torch_dtype
 from rvcd.dsp.rmvpe import Rmvpe
 from rvcd.dsp.stream_params import StreamParams
 from rvcd.dsp.streamer import Streamer, StreamShape
@@ -73,7 +73,7 @@ def rmvpe_cents(path: Path, audio: np.ndarray, precision: str) -> np.ndarray:
     frames both call voiced."""
     x = resample(audio, RATE, SAMPLE_RATE)
     fa = Rmvpe(path, dtype=torch.float32)(x)
-    fb = Rmvpe(path, dtype=DTYPES[precision])(x)
+    fb = Rmvpe(path, dtype=torch_dtype(precision))(x)
     both = (fa > 0) & (fb > 0)
     return np.abs(1200 * np.log2(fb[both] / fa[both])) if both.any() else np.zeros(1)
 

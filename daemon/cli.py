@@ -254,10 +254,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
         def progress(text: str) -> None:
             bar.set_description(text)
-            bar.update(1 if bar.desc != text else 0)
+            bar.update(1)
 
         rows = tune.measure(cfg, precisions, margin=args.margin, n_blocks=args.blocks, progress=progress)
-        bar.update(total - bar.n)
     chosen = tune.choose(rows)
     print(tune.table(rows, chosen))
     print(tune.summary(rows))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from rvcd.dsp.engine_world import WorldEngine
-from rvcd.dsp.precision import DEFAULT_PRECISION, DTYPES, resolve
+from rvcd.dsp.precision import DEFAULT_PRECISION, resolve, torch_dtype
 from rvcd.dsp.streamer import Engine
+
+if TYPE_CHECKING:
+    import torch
 
 ENGINE_KINDS = ("world", "rvc")
 
@@ -30,7 +32,7 @@ class EngineSpec:
 
     def dtype(self) -> torch.dtype:
         """The torch dtype `precision` resolves to on `device` (ValueError if it cannot)."""
-        return DTYPES[resolve(self.precision, self.device)]
+        return torch_dtype(resolve(self.precision, self.device))
 
 
 def build_engine(spec: EngineSpec) -> Engine:

@@ -155,20 +155,17 @@ def build_rvc_engine(
         if hubert is None:
             raise ValueError("engine.hubert is not configured: a content encoder is needed for RVC models")
         return RvcEngine(RvcModels.load(model, hubert, index, device=device, dtype=dtype), rmvpe, device)
-    from rvcd.dsp.content_loader import load_content_encoder
-    from rvcd.dsp.conv_layout import prepare
     from rvcd.dsp.retrieval import RetrievalIndex
-    from rvcd.dsp.voice_model import load_voice_model
+    from rvcd.dsp.rvc_window import load_live_encoder, load_live_voice
 
     encoder = current.models.encoder
-    voice = load_voice_model(model, device=device, dtype=dtype)
-    voice.synth = prepare(voice.synth, device, dtype)
+    voice = load_live_voice(model, device, dtype)
     if encoder.feature_dim(voice.version) != voice.meta.phone_dim:
         if hubert is None:
             raise ModelFileError(
                 f"{model}: needs {voice.meta.phone_dim}-d features and no other encoder is set"
             )
-        encoder = prepare(load_content_encoder(hubert), device, dtype)
+        encoder = load_live_encoder(hubert, device, dtype)
     models = RvcModels(voice=voice, encoder=encoder)
     dim = encoder.feature_dim(voice.version)
     if dim != voice.meta.phone_dim:

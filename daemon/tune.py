@@ -73,15 +73,13 @@ def measure(
     n_blocks: int = 12,
     progress: Any = None,
 ) -> list[TuneRow]:
-    """Measure every (precision, block); `progress(text)` is called before each."""
+    """Measure every (precision, block); `progress(text)` is called after each."""
     rows = []
     for precision in precisions:
         spec = replace(cfg.engine_spec(), precision=precision)
         engine = build_engine(spec)
         params = cfg.initial_params()
         for block in blocks:
-            if progress:
-                progress(f"{precision} block {block:.2f} s")
             crossfade = min(cfg.engine.crossfade, block)
             result = bench_engine(engine, rate, block, crossfade, cfg.engine.extra, n_blocks, 2, params)
             headroom = math.ceil(result.p99_ms * (1 + margin) / 1000 / HEADROOM_STEP) * HEADROOM_STEP
@@ -97,6 +95,8 @@ def measure(
                     fits=headroom <= block,
                 )
             )
+            if progress:
+                progress(f"{precision} block {block:.2f} s")
     return rows
 
 

@@ -54,8 +54,8 @@ def _per_channel_norm(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
     mean = torch.sum(rows, dim=1, keepdim=True, dtype=torch.float32) / rows.shape[1]
     var = torch.sum(torch.square(rows - mean), dim=1, keepdim=True) / rows.shape[1]
     var, mean = var.transpose(1, 2), mean.transpose(1, 2)
-    scale = norm.weight.float()[:, None] * torch.rsqrt(var.float() + norm.eps)
-    shift = norm.bias.float()[:, None] - mean.float() * scale
+    scale = norm.weight.float()[:, None] * torch.rsqrt(var + norm.eps)
+    shift = norm.bias.float()[:, None] - mean * scale
     return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 SAMPLE_RATE = 16000
 """Input rate of every estimator, Hz."""
@@ -117,10 +119,10 @@ def make_estimator(
     method: str,
     rmvpe_path: str | Path | None = None,
     device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> PitchEstimator:
     """Create the estimator `method`; rmvpe needs the path of `rmvpe.pt` and runs in
-    `dtype` (the others in float32)."""
+    `dtype` (None: float32; the other estimators always run in float32)."""
     _load_all()
     if method not in _REGISTRY:
         raise ValueError(f"unknown f0 method {method!r}; choose one of {', '.join(methods())}")

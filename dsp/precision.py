@@ -15,13 +15,14 @@ import platform
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 """Accepted values of `engine.precision` / `--precision`."""
 DEFAULT_PRECISION = "auto"
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _BF16_ISA = ("amx_bf16", "avx512_bf16")
 """CPU flags (as /proc/cpuinfo names them) that give native bf16 arithmetic."""
 _REPORTED_ISA = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "fma")
@@ -62,11 +63,20 @@ def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuInfo:
     return CpuInfo(model, tuple(f for f in _REPORTED_ISA if f in flags), cores)
 
 
+def torch_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of a concrete precision (fp32, bf16 or fp16)."""
+    import torch  # here, not at import: the command line starts without torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
 def resolve(precision: str, device: str | torch.device) -> str:
     """The concrete precision (fp32, bf16 or fp16) that `precision` means on `device`.
 
     Raises ValueError for an unknown name or fp16 on the CPU (torch's CPU fp16 kernels
     are slow emulations; use bf16)."""
+    import torch
+
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     is_cuda = torch.device(device).type == "cuda"
@@ -81,6 +91,8 @@ def resolve(precision: str, device: str | torch.device) -> str:
 
 def describe(precision: str, device: str | torch.device) -> str:
     """One line for logs and `bench`: the precision chosen, why, and the CPU."""
+    import torch
+
     chosen = resolve(precision, device)
     if torch.device(device).type == "cuda":
         return f"precision {chosen} (asked {precision}) on {torch.cuda.get_device_name(device)}"

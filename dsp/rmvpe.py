@@ -267,12 +267,12 @@ class Rmvpe:
         path: str | Path,
         device: str = "cpu",
         threshold: float = THRESHOLD,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
     ) -> None:
         # The network runs in `dtype`; the log-mel front end is not a network (an STFT
         # and a log, under 1 ms per block) and stays float32.
-        self.net = prepare(load_rmvpe_net(path, device), device, dtype)
-        self.dtype = dtype
+        self.dtype = dtype or torch.float32
+        self.net = prepare(load_rmvpe_net(path, device), device, self.dtype)
         self.mel = LogMel().to(device)
         self.device = device
         self.threshold = threshold

@@ -38,6 +38,19 @@ class RvcParams:
     """Keep this share of the raw features in unvoiced frames, 0..0.5 (0.5 = off)."""
 
 
+def load_live_voice(model: str | Path, device: str, dtype: torch.dtype) -> VoiceModel:
+    """A voice `.pth` loaded for conversion: its synthesizer in `dtype`, readied for
+    `device` (`conv_layout.prepare`)."""
+    voice = load_voice_model(model, device=device, dtype=dtype)
+    voice.synth = prepare(voice.synth, device, dtype)
+    return voice
+
+
+def load_live_encoder(hubert: str | Path, device: str, dtype: torch.dtype) -> ContentEncoder:
+    """A content encoder loaded for conversion, in `dtype`, readied for `device`."""
+    return prepare(load_content_encoder(hubert), device, dtype)
+
+
 @dataclass
 class RvcModels:
     """Everything the RVC engine needs loaded: voice, content encoder, optional index."""
@@ -57,9 +70,8 @@ class RvcModels:
     ) -> RvcModels:
         """Load a voice `.pth`, a content encoder and an optional `.index`, checked together;
         both networks run in `dtype` and are readied for `device` (`conv_layout.prepare`)."""
-        voice = load_voice_model(model, device=device, dtype=dtype)
-        voice.synth = prepare(voice.synth, device, dtype)
-        encoder = prepare(load_content_encoder(hubert), device, dtype)
+        voice = load_live_voice(model, device, dtype)
+        encoder = load_live_encoder(hubert, device, dtype)
         dim = encoder.feature_dim(voice.version)
         if dim != voice.meta.phone_dim:
             raise ModelFileError(
