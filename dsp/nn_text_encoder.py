@@ -54,15 +54,17 @@ class RelativeSelfAttention(nn.Module):
         self.emb_rel_k = nn.Parameter(torch.zeros(1, 2 * window + 1, self.k_channels))
         self.emb_rel_v = nn.Parameter(torch.zeros(1, 2 * window + 1, self.k_channels))
 
-    def _band(self, length: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-        """Indices (row, column, offset slot) of every valid (i, j) with |j - i| <= window."""
+    def _band(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Column of each (row, offset slot) [length, 2*window+1], clamped into the sequence,
+        and a 0/1 weight that is 1 where the unclamped column lies inside it.
+
+        Fixed shapes only, no boolean-mask indexing: the band needs no host sync and can
+        be captured in a CUDA graph.
+        """
         rows = torch.arange(length, device=device)[:, None]
-        offsets = torch.arange(-self.window, self.window + 1, device=device)[None, :]
-        cols = rows + offsets
-        valid = (cols >= 0) & (cols < length)
-        row_idx = rows.expand_as(cols)[valid]
-        slot_idx = (offsets + self.window).expand_as(cols)[valid]
-        return row_idx, cols[valid], slot_idx
+        cols = rows + torch.arange(-self.window, self.window + 1, device=device)[None, :]
+        inside = (cols >= 0) & (cols < length)
+        return cols.clamp(0, length - 1), inside
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         b, d, t = x.shape
@@ -72,16 +74,16 @@ class RelativeSelfAttention(nn.Module):
         v = self.conv_v(x).view(b, h, kc, t).transpose(2, 3)
         q = q / math.sqrt(kc)
         scores = torch.matmul(q, k.transpose(-2, -1))
-        rows, cols, slots = self._band(t, x.device)
+        cols, inside = self._band(t, x.device)
+        cols = cols.expand(b, h, t, cols.shape[-1])
         rel_logits = torch.matmul(q, self.emb_rel_k.unsqueeze(0).transpose(-2, -1))
-        local = torch.zeros_like(scores)
-        local[:, :, rows, cols] = rel_logits[:, :, rows, slots]
+        # Out-of-sequence slots are clamped onto an edge column and add an exact zero.
+        local = torch.zeros_like(scores).scatter_add_(-1, cols, rel_logits.masked_fill(~inside, 0))
         scores = scores + local
         scores = scores.masked_fill(attn_mask == 0, -1e4)
         p_attn = F.softmax(scores, dim=-1)
         out = torch.matmul(p_attn, v)
-        rel_weights = p_attn.new_zeros(b, h, t, 2 * self.window + 1)
-        rel_weights[:, :, rows, slots] = p_attn[:, :, rows, cols]
+        rel_weights = torch.gather(p_attn, -1, cols).masked_fill(~inside, 0)
         out = out + torch.matmul(rel_weights, self.emb_rel_v.unsqueeze(0))
         out = out.transpose(2, 3).contiguous().view(b, d, t)
         return self.conv_o(out)
