@@ -5,37 +5,53 @@ nothing here touches audio or inference. Every request is answered: the value af
 set or with no argument (read-back), `/rvcd/warning` when a value was clamped, and
 `/rvcd/error` (address, reason) for unknown addresses, wrong types and wrong arity, which
 change nothing. Replies go to the sender, or to `reply_port` on the sender's host.
-Malformed, oversized and excess packets (a token bucket) are dropped and counted.
+Datagrams are checked before python-osc parses them (`osc_wire`); malformed, oversized,
+unwanted and excess ones (a token bucket per sender, counted in messages) are dropped,
+counted, and summed up in one log line per kind every `REPORT_EVERY_S`. The socket is
+bound exclusively: a second process cannot take the control port over.
 """
 
 from __future__ import annotations
 
 import logging
-import socketserver
+import socket
+import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
-from pythonosc import osc_packet
+from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from rvcd.control.model_names import INDEX_SUFFIXES, MODEL_SUFFIXES, ModelNameError, resolve_in
 from rvcd.control.osc_values import OscTypeError, to_bool, to_float, to_int, to_str
+from rvcd.control.osc_wire import MalformedPacketError, split_messages
 from rvcd.control.param_store import ParamStore
+from rvcd.control.rate_limit import SenderBuckets
 from rvcd.dsp.pitch import methods as f0_methods
-from rvcd.dsp.stream_params import RANGES
+from rvcd.dsp.stream_params import MAX_SPEAKER, RANGES
 
 log = logging.getLogger("rvcd.osc")
 PREFIX = "/rvcd"
 MAX_PACKET_BYTES = 8192
 """Larger datagrams are dropped unread (no control message comes near this)."""
-BURST_PACKETS = 200
-PACKETS_PER_SECOND = 1000.0
+BURST_MESSAGES = 100
+"""Messages a quiet sender may send at once."""
+MESSAGES_PER_SECOND = 200.0
+"""Messages per second each sender may send, sustained (a fader sends about 60)."""
 SUBSCRIPTION_TTL_S = 60.0
 """A subscription lapses unless renewed with another /rvcd/subscribe within this time."""
+MAX_SUBSCRIPTIONS_PER_HOST = 8
+MAX_SUBSCRIPTIONS = 32
+"""Meter subscribers, per host and in all; a new one beyond either evicts the oldest."""
+REPORT_EVERY_S = 10.0
+"""Dropped datagrams are summed up in the log at most this often."""
+POLL_S = 0.2
+"""The OSC thread wakes at least this often (stop requests, reports, its heartbeat)."""
 FLOAT_PARAMS = ("pitch", "formant", "index_rate", "gate", "rms_mix")
 
 Reply = Callable[[str, list[Any]], None]
@@ -72,14 +88,31 @@ class OscCounters:
     received: int = 0
     """Datagrams read from the socket (the kernel may drop more under a flood)."""
     accepted: int = 0
-    """Datagrams parsed and dispatched."""
+    """Datagrams checked, parsed and dispatched."""
     handled: int = 0
     """Messages dispatched (a bundle holds several)."""
     malformed: int = 0
     oversized: int = 0
     flooded: int = 0
+    """Datagrams dropped because their sender was over its message rate."""
     refused_senders: int = 0
     errors_replied: int = 0
+    internal_errors: int = 0
+    """Messages whose handling raised unexpectedly (answered with /rvcd/error)."""
+    subscriptions_evicted: int = 0
+    malformed_kinds: Counter[str] = field(default_factory=Counter)
+    """Malformed datagrams by defect (`osc_wire.MalformedPacketError.kind`)."""
+
+    def dropped(self) -> dict[str, int]:
+        """Every drop and refusal by kind (for status and logs)."""
+        return {
+            "osc_malformed": self.malformed,
+            "osc_oversized": self.oversized,
+            "osc_flooded": self.flooded,
+            "osc_refused": self.refused_senders,
+            "osc_internal_errors": self.internal_errors,
+            "osc_subscriptions_evicted": self.subscriptions_evicted,
+        }
 
 
 @dataclass
@@ -88,18 +121,72 @@ class _Subscription:
     expires: float = field(default=0.0)
 
 
+def _osc_int(value: int) -> tuple[Any, str]:
+    """An int as OSC sends it: 32-bit if it fits, else 64-bit, else its decimal string."""
+    if -(2**31) <= value < 2**31:
+        return value, "i"
+    if -(2**63) <= value < 2**63:
+        return value, "h"
+    return str(value), "s"
+
+
 def _message(address: str, args: list[Any]) -> bytes:
     builder = OscMessageBuilder(address=address)
     for arg in args:
         if isinstance(arg, bool):
             builder.add_arg(int(arg), "i")
         elif isinstance(arg, int):
-            builder.add_arg(arg, "i")
+            builder.add_arg(*_osc_int(arg))
         elif isinstance(arg, float):
             builder.add_arg(arg, "f")
         else:
             builder.add_arg(str(arg), "s")
     return builder.build().dgram
+
+
+def resolve_senders(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The addresses of `osc.allowed_senders` (IP addresses or host names); raises
+    ValueError naming the first name that does not resolve."""
+    out: list[str] = []
+    for name in names:
+        try:
+            infos = socket.getaddrinfo(name, None, type=socket.SOCK_DGRAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise ValueError(f"{name!r} does not resolve to an address ({exc})") from None
+        out += [_host(info[4][0]) for info in infos if _host(info[4][0]) not in out]
+    return tuple(out)
+
+
+def _host(address: str) -> str:
+    """A sender's host as `resolve_senders` gives it (IPv4 seen through IPv6 unwrapped)."""
+    return address.removeprefix("::ffff:").split("%", 1)[0]
+
+
+class OscBindError(OSError):
+    """The control port cannot be bound; the message names it and how to change it."""
+
+
+def bind_socket(bind: str, port: int) -> socket.socket:
+    """A UDP socket bound exclusively to `bind`:`port` (IPv4 or IPv6; port 0 = any free).
+
+    No SO_REUSEADDR: on Linux two UDP sockets share a port only if both ask for it, so
+    no other process can bind rvcd's port and take its traffic (nor can rvcd take
+    another's)."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(bind, port, type=socket.SOCK_DGRAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise OscBindError(f"osc.bind: {bind!r} is not an address of this host ({exc})") from None
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise OscBindError(
+            f"cannot listen for OSC on {bind} port {port}: {exc.strerror} (another rvcd or another "
+            "program holds it?); choose another with osc.port in the configuration (0 = any free port)"
+        ) from None
+    sock.settimeout(POLL_S)
+    return sock
 
 
 class OscServer:
@@ -110,19 +197,17 @@ class OscServer:
         self.target = target
         self.counters = OscCounters()
         self.subscriptions: dict[tuple[str, int], _Subscription] = {}
-        self._tokens = float(BURST_PACKETS)
-        self._refill_at = time.monotonic()
+        self.heartbeat = time.monotonic()
+        """When the OSC thread last went round its loop (monotonic s; the watchdog reads it)."""
+        self._buckets = SenderBuckets(MESSAGES_PER_SECOND, BURST_MESSAGES)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        handler = self._make_handler()
-        socketserver.UDPServer.allow_reuse_address = True
-        self.server = socketserver.UDPServer((settings.bind, settings.port), handler)
-        self.server.max_packet_size = 65536
-        self.port = self.server.server_address[1]
+        self.sock = bind_socket(settings.bind, settings.port)
+        self.port = self.sock.getsockname()[1]
+        self._reported = OscCounters()
+        self._reported_at = time.monotonic()
         self._threads = [
-            threading.Thread(
-                target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, name="rvcd-osc"
-            ),
+            threading.Thread(target=self._serve, name="rvcd-osc"),
             threading.Thread(target=self._meter_loop, name="rvcd-osc-meters"),
         ]
 
@@ -130,58 +215,93 @@ class OscServer:
         for t in self._threads:
             t.daemon = True
             t.start()
-        log.info("OSC listening on %s:%d", self.settings.bind, self.port)
+        log.info("OSC listening on %s port %d", self.settings.bind, self.port)
 
     def stop(self) -> None:
         self._stop.set()
-        self.server.shutdown()
-        self.server.server_close()
         for t in self._threads:
-            t.join(timeout=5)
+            t.join(timeout=2)
+        self.sock.close()
+
+    def apply(self, settings: OscSettings) -> list[str]:
+        """Take new settings while serving (configuration reload); returns what changed.
+        A new bind address or port is bound first: if that fails (OscBindError) nothing
+        changes."""
+        names = [f.name for f in fields(OscSettings)]
+        changed = [n for n in names if getattr(settings, n) != getattr(self.settings, n)]
+        if "bind" in changed or "port" in changed:
+            sock = bind_socket(settings.bind, settings.port)
+            old, self.sock = self.sock, sock
+            self.port = sock.getsockname()[1]
+            old.close()
+            log.info("OSC now listening on %s port %d", settings.bind, self.port)
+        self.settings = settings
+        return changed
 
     # -- transport ------------------------------------------------------------------------
 
-    def _make_handler(self) -> type[socketserver.BaseRequestHandler]:
-        outer = self
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            self.heartbeat = now = time.monotonic()
+            if now - self._reported_at >= REPORT_EVERY_S:
+                self._report_drops(now)
+            sock = self.sock
+            try:
+                data, sender = sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                if sock is self.sock and not self._stop.is_set():
+                    time.sleep(POLL_S)
+                continue
+            try:
+                self._datagram(data, (_host(sender[0]), sender[1]))
+            except Exception:  # the loop must survive anything a datagram causes
+                self.counters.internal_errors += 1
+                if self.counters.internal_errors == 1:
+                    log.exception("OSC: a datagram from %s raised (later ones are counted)", sender[0])
 
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                data, _sock = self.request
-                outer._datagram(data, self.client_address)
-
-        return Handler
+    def _report_drops(self, now: float) -> None:
+        """One log line per kind of drop since the last report."""
+        c, r = self.counters, self._reported
+        interval = now - self._reported_at
+        kinds = c.malformed_kinds - r.malformed_kinds
+        if c.malformed > r.malformed:
+            detail = ", ".join(f"{kind} {n}" for kind, n in kinds.most_common())
+            n = c.malformed - r.malformed
+            log.warning("OSC: %d malformed datagrams in %.0f s (%s)", n, interval, detail)
+        for name, what in (
+            ("flooded", "over a sender's rate limit"),
+            ("oversized", f"over {MAX_PACKET_BYTES} bytes"),
+            ("refused_senders", "from senders not in osc.allowed_senders"),
+            ("internal_errors", "that raised while handled"),
+            ("subscriptions_evicted", "meter subscriptions evicted (too many subscribers)"),
+        ):
+            n = getattr(c, name) - getattr(r, name)
+            if n:
+                log.warning("OSC: %d %s in %.0f s", n, what, interval)
+        self._reported = OscCounters(**{**vars(c), "malformed_kinds": Counter(c.malformed_kinds)})
+        self._reported_at = now
 
     def _send(self, address: tuple[str, int], osc_address: str, args: list[Any]) -> None:
         try:
-            self.server.socket.sendto(_message(osc_address, args), address)
-        except OSError as exc:
+            self.sock.sendto(_message(osc_address, args), address)
+        except (OSError, struct.error, ValueError) as exc:
             log.debug("cannot reply to %s: %s", address, exc)
 
     def _reply_address(self, sender: tuple[str, int]) -> tuple[str, int]:
         port = self.settings.reply_port
         return (sender[0], port) if port else sender
 
-    def _allow(self) -> bool:
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(BURST_PACKETS, self._tokens + (now - self._refill_at) * PACKETS_PER_SECOND)
-            self._refill_at = now
-            if self._tokens < 1:
-                return False
-            self._tokens -= 1
-            return True
-
     def _datagram(self, data: bytes, sender: tuple[str, int]) -> None:
         c = self.counters
         c.received += 1
-        if self.settings.allowed_senders and sender[0] not in self.settings.allowed_senders:
+        allowed = self.settings.allowed_senders
+        if allowed and sender[0] not in allowed:
             c.refused_senders += 1
             return
         if len(data) > MAX_PACKET_BYTES:
             c.oversized += 1
-            return
-        if not self._allow():
-            c.flooded += 1
             return
         reply_to = self._reply_address(sender)
 
@@ -189,15 +309,29 @@ class OscServer:
             self._send(reply_to, address, args)
 
         try:
-            packet = osc_packet.OscPacket(data)
-        except osc_packet.ParseError as exc:
+            messages = split_messages(data)
+        except MalformedPacketError as exc:
+            # Malformed datagrams cost a token too, so a flood of them stays cheap.
+            if not self._buckets.take(sender):
+                c.flooded += 1
+                return
             c.malformed += 1
+            c.malformed_kinds[exc.kind] += 1
             self._error(reply, "", f"malformed OSC packet: {exc}")
             return
+        if not self._buckets.take(sender, max(1, len(messages))):
+            c.flooded += 1
+            return
         c.accepted += 1
-        for timed in packet.messages:
-            msg = timed.message
-            self.dispatch(msg.address, list(msg.params), reply, sender)
+        for raw in messages:
+            msg = OscMessage(raw)
+            try:
+                self.dispatch(msg.address, list(msg.params), reply, sender)
+            except Exception:
+                c.internal_errors += 1
+                if c.internal_errors == 1:
+                    log.exception("OSC: %s raised (later errors are counted)", msg.address)
+                self._error(reply, msg.address, "internal error (logged)")
             c.handled += 1
 
     def _error(self, reply: Reply, address: str, reason: str) -> None:
@@ -273,10 +407,7 @@ class OscServer:
             value = to_int(args[0])
             n = self.target.n_speakers()
             clamped = value
-            if n is not None:
-                clamped = min(max(value, 0), n - 1)
-            elif value < 0:
-                clamped = 0
+            clamped = min(max(value, 0), (n - 1) if n is not None else MAX_SPEAKER)
             if clamped != value:
                 reply(f"{PREFIX}/warning", [address, f"speaker {value} clamped to {clamped}"])
             self.target.store.set("speaker", clamped)
@@ -332,7 +463,16 @@ class OscServer:
             raise ValueError(f"port {port} outside 1..65535")
         target = (sender[0], port) if port else self._reply_address(sender)
         with self._lock:
-            self.subscriptions[target] = _Subscription(target, time.monotonic() + SUBSCRIPTION_TTL_S)
+            subs = self.subscriptions
+            subs.pop(target, None)
+            same_host = [k for k in subs if k[0] == target[0]]
+            for evicted in [*same_host[: max(0, len(same_host) - MAX_SUBSCRIPTIONS_PER_HOST + 1)]]:
+                del subs[evicted]
+                self.counters.subscriptions_evicted += 1
+            while len(subs) >= MAX_SUBSCRIPTIONS:
+                del subs[next(iter(subs))]
+                self.counters.subscriptions_evicted += 1
+            subs[target] = _Subscription(target, time.monotonic() + SUBSCRIPTION_TTL_S)
         reply(f"{PREFIX}/subscribe", [self.settings.meter_rate, SUBSCRIPTION_TTL_S])
 
     def _unsubscribe(self, args: list[Any], reply: Reply, sender: tuple[str, int]) -> None:

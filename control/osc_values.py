@@ -38,8 +38,16 @@ def to_float(value: Any) -> float:
     return result
 
 
+INT_RANGE = (-(2**31), 2**31 - 1)
+"""Integers accepted: OSC's 32-bit 'i' range."""
+
+
 def to_int(value: Any) -> int:
-    return int(round(to_float(value)))
+    result = int(round(to_float(value)))
+    lo, hi = INT_RANGE
+    if not lo <= result <= hi:
+        raise OscTypeError(f"expected a 32-bit integer, got {result}")
+    return result
 
 
 def to_bool(value: Any) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -14,9 +15,10 @@ from typing import Any
 
 from rvcd.daemon.engines import ENGINE_KINDS, EngineSpec, build_engine
 from rvcd.daemon.tune import DEFAULT_MARGIN as TUNE_MARGIN
+from rvcd.dsp.input_limits import MAX_AUDIO_RATE, MIN_AUDIO_RATE
 from rvcd.dsp.precision import DEFAULT_PRECISION, PRECISIONS
-from rvcd.dsp.stream_params import GATE_OFF_DB, RANGES, StreamParams, clamp
-from rvcd.dsp.streamer import Streamer, StreamShape
+from rvcd.dsp.stream_params import GATE_OFF_DB, MAX_SPEAKER, RANGES, StreamParams
+from rvcd.dsp.streamer import SHAPE_RANGES, Streamer, StreamShape
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -90,16 +92,31 @@ def _cmd_make_test_model(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_convert_args(args: argparse.Namespace) -> Path:
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        raise CliError(f"{out}: already exists (use --force to overwrite)")
+OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF"}
+"""Output suffixes and the 16-bit PCM container each names."""
+
+
+def _check_output(out: Path, force: bool) -> Path:
+    """The file `convert` may write: a new or regular file (a link is followed) with a
+    known audio suffix, in an existing directory; anything else is refused."""
+    if out.suffix.lower() not in OUTPUT_FORMATS:
+        known = ", ".join(OUTPUT_FORMATS)
+        raise CliError(f"{out}: unknown output format {out.suffix or '(no suffix)'!r}; use one of {known}")
+    if out.is_symlink() and out.exists():
+        out = out.resolve()
+    if out.exists() or out.is_symlink():
+        if not out.is_file():
+            kind = "a directory" if out.is_dir() else "not a regular file (a device, pipe or socket?)"
+            raise CliError(f"{out}: is {kind}; rvcd writes audio only to regular files")
+        if not force:
+            raise CliError(f"{out}: already exists (use --force to overwrite)")
     if not out.parent.is_dir():
         raise CliError(f"{out.parent}: output directory does not exist")
-    for name, value in (("pitch", args.pitch), ("formant", args.formant), ("index_rate", args.index_rate)):
-        if clamp(name, value)[1]:
-            lo, hi = RANGES[name]
-            raise CliError(f"--{name.replace('_', '-')} {value} outside {lo:g}..{hi:g}")
+    return out
+
+
+def _check_convert_args(args: argparse.Namespace) -> Path:
+    out = _check_output(Path(args.output), args.force)
     if args.engine == "rvc" and args.model is None:
         raise CliError("--model is required for the rvc engine (or use --engine world)")
     if args.engine == "rvc" and args.hubert is None:
@@ -110,13 +127,22 @@ def _check_convert_args(args: argparse.Namespace) -> Path:
 
 
 def _write_atomically(out: Path, audio: Any, rate: int) -> None:
-    """Write next to the target and rename, so a failure never leaves a half-written file."""
+    """Write next to the target and rename, so a failure never leaves a half-written file.
+    The file gets the mode of the file it replaces, or of a new file under the umask."""
     from rvcd.dsp.audio_io import write_audio
 
-    fd, tmp = tempfile.mkstemp(suffix=out.suffix or ".wav", dir=out.parent)
+    out = _check_output(out, force=True)
+    if out.exists():
+        mode = out.stat().st_mode & 0o7777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(suffix=out.suffix, dir=out.parent)
     os.close(fd)
     try:
         write_audio(tmp, audio, rate)
+        os.chmod(tmp, mode)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
@@ -292,8 +318,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         daemon.start()
     except JackUnavailableError as exc:
         raise CliError(str(exc)) from exc
-    except OSError as exc:
-        raise CliError(f"cannot listen for OSC on {cfg.osc.bind}:{cfg.osc.port}: {exc.strerror}") from exc
+    except OSError as exc:  # OscBindError: names the port and how to change it
+        raise CliError(str(exc)) from exc
     return daemon.serve()
 
 
@@ -330,11 +356,41 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _number(kind: type[int] | type[float], low: float, high: float) -> Callable[[str], Any]:
+    """An argparse type: a finite `kind` within low..high, else a usage error saying so."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is outside {low:g}..{high:g}")
+        return value
+
+    return parse
+
+
+def _param(name: str) -> Callable[[str], Any]:
+    """The argparse type of conversion parameter `name` (its range from `RANGES`)."""
+    return _number(float, *RANGES[name])
+
+
 def _add_stream_shape_args(p: argparse.ArgumentParser) -> None:
-    """--block/--crossfade/--extra with RVC's realtime defaults."""
-    p.add_argument("--block", type=float, default=0.25, help="block length, seconds (default 0.25)")
-    p.add_argument("--crossfade", type=float, default=0.05, help="SOLA crossfade, seconds (default 0.05)")
-    p.add_argument("--extra", type=float, default=2.5, help="extra context per block, seconds (default 2.5)")
+    """--block/--crossfade/--extra with RVC's realtime defaults, in their ranges."""
+    for name, default, what in (
+        ("block", 0.25, "block length"),
+        ("crossfade", 0.05, "SOLA crossfade"),
+        ("extra", 2.5, "extra context per block"),
+    ):
+        lo, hi = SHAPE_RANGES[name]
+        p.add_argument(
+            f"--{name}",
+            type=_number(float, lo, hi),
+            default=default,
+            help=f"{what}, seconds, {lo:g}..{hi:g} (default {default:g})",
+        )
 
 
 def _add_config_arg(p: argparse.ArgumentParser) -> None:
@@ -410,8 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--f0", action=argparse.BooleanOptionalAction, default=True, help="pitch-guided model (default yes)"
     )
     p.add_argument("--size", choices=["tiny", "full"], default="tiny", help="network size (default tiny)")
-    p.add_argument("--speakers", type=int, default=4, help="number of speakers (default 4)")
-    p.add_argument("--index-rows", type=int, default=2000, help="vectors in the index (default 2000)")
+    p.add_argument("--speakers", type=_number(int, 1, 1000), default=4, help="number of speakers (default 4)")
+    p.add_argument(
+        "--index-rows", type=_number(int, 1, 10**7), default=2000, help="vectors in the index (default 2000)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=_cmd_make_test_model)
 
@@ -443,25 +501,37 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["rmvpe", "fcpe", "crepe", "crepe-tiny", "harvest", "dio", "pm"],
         help="pitch estimator (default rmvpe when --rmvpe is given, else harvest)",
     )
-    p.add_argument("--pitch", type=float, default=0.0, help="pitch shift in semitones, -24..24 (default 0)")
     p.add_argument(
-        "--formant", type=float, default=0.0, help="formant shift in semitones, -12..12 (default 0)"
+        "--pitch", type=_param("pitch"), default=0.0, help="pitch shift in semitones, -24..24 (default 0)"
     )
-    p.add_argument("--index-rate", type=float, default=0.75, help="retrieval blend 0..1 (default 0.75)")
-    p.add_argument("--speaker", type=int, default=0, help="speaker id (default 0)")
+    p.add_argument(
+        "--formant",
+        type=_param("formant"),
+        default=0.0,
+        help="formant shift in semitones, -12..12 (default 0)",
+    )
+    p.add_argument(
+        "--index-rate", type=_param("index_rate"), default=0.75, help="retrieval blend 0..1 (default 0.75)"
+    )
+    p.add_argument("--speaker", type=_number(int, 0, MAX_SPEAKER), default=0, help="speaker id (default 0)")
     p.add_argument(
         "--protect",
-        type=float,
+        type=_param("protect"),
         default=0.33,
         help="offline path: share of raw features kept in unvoiced frames, 0..0.5 (0.5 = off)",
     )
     p.add_argument(
         "--rms-mix",
-        type=float,
+        type=_param("rms_mix"),
         default=1.0,
         help="loudness envelope: 0 = input's, 1 = converted output's own (default 1)",
     )
-    p.add_argument("--gate", type=float, default=GATE_OFF_DB, help="input gate threshold, dBFS (default off)")
+    p.add_argument(
+        "--gate",
+        type=_param("gate"),
+        default=GATE_OFF_DB,
+        help="input gate threshold, dBFS, -120..0 (default off)",
+    )
     _add_stream_shape_args(p)
     p.add_argument("--offline", action="store_true", help="RVC's whole-file path instead of the streamer")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
@@ -487,12 +557,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rmvpe", type=Path, help="rmvpe.pt for --model")
     p.add_argument("--size", choices=["tiny", "full"], default="full", help="test model size (default full)")
     p.add_argument("--f0-method", default="rmvpe", help="pitch estimator of the RVC engine (default rmvpe)")
-    p.add_argument("--rate", type=int, default=48000, help="graph sample rate, Hz (default 48000)")
+    p.add_argument(
+        "--rate",
+        type=_number(int, MIN_AUDIO_RATE, MAX_AUDIO_RATE),
+        default=48000,
+        help="graph sample rate, Hz (default 48000)",
+    )
     _add_stream_shape_args(p)
     p.add_argument(
-        "--blocks", type=int, default=20, help="measured blocks after 3 warm-up blocks (default 20)"
+        "--blocks",
+        type=_number(int, 1, 100000),
+        default=20,
+        help="measured blocks after 3 warm-up blocks (default 20)",
     )
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: cores)")
+    p.add_argument(
+        "--threads",
+        type=_number(int, 1, 1024),
+        default=os.cpu_count() or 1,
+        help="torch threads (default: cores)",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     _add_precision_arg(p)
     p.set_defaults(func=_cmd_bench)
@@ -521,11 +604,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--margin",
-        type=float,
+        type=_number(float, 0.0, 10.0),
         default=TUNE_MARGIN,
         help=f"safety margin: headroom = p99 x (1 + margin) (default {TUNE_MARGIN})",
     )
-    p.add_argument("--blocks", type=int, default=12, help="measured blocks per candidate (default 12)")
+    p.add_argument(
+        "--blocks",
+        type=_number(int, 1, 100000),
+        default=12,
+        help="measured blocks per candidate (default 12)",
+    )
     p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("index", help="retrieval index tools")

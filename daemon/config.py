@@ -14,10 +14,12 @@ from typing import Any
 import yaml
 
 from rvcd.daemon.engines import ENGINE_KINDS, EngineSpec
+from rvcd.dsp.input_limits import DEFAULT_MAX_MODEL_MB
 from rvcd.dsp.pitch import methods as f0_methods
 from rvcd.dsp.precision import DEFAULT_PRECISION, PRECISIONS, cpu_info
 from rvcd.dsp.precision import resolve as resolve_precision
-from rvcd.dsp.stream_params import RANGES, StreamParams
+from rvcd.dsp.stream_params import MAX_SPEAKER, RANGES, StreamParams
+from rvcd.dsp.streamer import SHAPE_RANGES
 
 
 class ConfigError(ValueError):
@@ -57,6 +59,7 @@ class EngineConfig:
     gate: float = -120.0
     rms_mix: float = 1.0
     protect: float = 0.33
+    max_model_mb: float = DEFAULT_MAX_MODEL_MB
 
     def worker_threads(self) -> int:
         """Torch threads for the worker: `threads`, or by default one fewer than the
@@ -115,11 +118,10 @@ class Config:
 _RANGES: dict[str, tuple[float, float]] = {
     "jack.channels": (1, 16),
     "engine.threads": (0, 256),
-    "engine.block": (0.01, 5.0),
-    "engine.extra": (0.0, 10.0),
-    "engine.crossfade": (0.01, 0.5),
+    **{f"engine.{k}": v for k, v in SHAPE_RANGES.items()},
     "engine.headroom": (0.0, 5.0),
-    "engine.speaker": (0, 100000),
+    "engine.speaker": (0, MAX_SPEAKER),
+    "engine.max_model_mb": (1.0, 65536.0),
     "osc.port": (0, 65535),
     "osc.reply_port": (1, 65535),
     "osc.meter_rate": (0.1, 100.0),
@@ -219,6 +221,8 @@ def parse_config(data: Any, base: Path, source: Path | None = None) -> Config:
 
 def _cross_check(cfg: Config) -> None:
     e = cfg.engine
+    if e.crossfade > e.block:
+        raise ConfigError(f"engine.crossfade: {e.crossfade:g} s is longer than engine.block ({e.block:g} s)")
     if e.f0_method not in f0_methods():
         raise ConfigError(f"engine.f0_method: '{e.f0_method}' is not one of {', '.join(f0_methods())}")
     try:

@@ -8,12 +8,28 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .input_limits import MAX_AUDIO_RATE, MAX_AUDIO_SECONDS, MIN_AUDIO_RATE
+
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Read any soundfile-supported file -> (float32 [samples, channels], rate in Hz)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such audio file")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise ValueError(f"{path}: not a readable audio file ({exc})") from exc
+    if not MIN_AUDIO_RATE <= info.samplerate <= MAX_AUDIO_RATE:
+        raise ValueError(
+            f"{path}: the header claims {info.samplerate} Hz; audio files at "
+            f"{MIN_AUDIO_RATE}..{MAX_AUDIO_RATE} Hz are accepted"
+        )
+    if info.frames > MAX_AUDIO_SECONDS * info.samplerate:
+        raise ValueError(
+            f"{path}: {info.frames / info.samplerate / 3600:.1f} h of audio; at most "
+            f"{MAX_AUDIO_SECONDS / 3600:g} h is converted at once (split the file)"
+        )
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:

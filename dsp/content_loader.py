@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file as load_safetensors
 
 from .content_encoder import ContentEncoder, ContentEncoderConfig
-from .safe_load import ModelFileError, load_checkpoint, load_fairseq_checkpoint
+from .safe_load import ModelFileError, check_size, load_checkpoint, load_fairseq_checkpoint
 from .weight_norm import fold_state_dict
 
 # (our name, checkpoint name) prefixes; {n} is a layer number, {proj} one of q/k/v/out_proj.
@@ -163,6 +163,7 @@ def _load_hf_directory(path: Path) -> ContentEncoder:
         )
     weights = path / "model.safetensors"
     if weights.is_file():
+        check_size(weights)
         try:
             state = load_safetensors(str(weights))
         except Exception as exc:

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from .input_limits import DEFAULT_MAX_MODEL_MB
+
 
 class ModelFileError(ValueError):
     """A model file could not be used; the message names the file and the reason."""
@@ -117,14 +119,34 @@ def _describe_failure(path: Path, exc: BaseException) -> str:
     return f"{path}: cannot be read as a PyTorch checkpoint: {text.strip() or type(exc).__name__}"
 
 
+_max_model_bytes = int(DEFAULT_MAX_MODEL_MB * 2**20)
+
+
+def set_size_limit(megabytes: float) -> None:
+    """Refuse model files larger than `megabytes` MiB from now on (process-wide)."""
+    global _max_model_bytes
+    _max_model_bytes = int(megabytes * 2**20)
+
+
+def check_size(path: Path) -> None:
+    """Refuse a file over the size limit before any of it is read."""
+    size = path.stat().st_size
+    if size > _max_model_bytes:
+        raise ModelFileError(
+            f"{path}: {size / 2**20:.0f} MiB is over the {_max_model_bytes / 2**20:.0f} MiB limit for "
+            "model files (engine.max_model_mb)"
+        )
+
+
 def _check_readable(path: Path) -> None:
-    """Refuse missing, empty and non-checkpoint files before torch sees them."""
+    """Refuse missing, empty, oversized and non-checkpoint files before torch sees them."""
     if not path.exists():
         raise ModelFileError(f"{path}: no such file")
     if not path.is_file():
         raise ModelFileError(f"{path}: not a regular file")
     if path.stat().st_size == 0:
         raise ModelFileError(f"{path}: file is empty")
+    check_size(path)
     with path.open("rb") as f:
         head = f.read(2)
     # A checkpoint is a zip archive (torch >= 1.6) or a raw pickle (protocol >= 2).

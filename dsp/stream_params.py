@@ -14,6 +14,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "rms_mix": (0.0, 1.0),
     "protect": (0.0, 0.5),
 }
+MAX_SPEAKER = 65535
+"""Highest speaker id accepted before a model says how many it has (RVC's largest
+multi-speaker models have a few hundred)."""
 GATE_OFF_DB = -120.0
 """A gate threshold at or below this lets everything through."""
 

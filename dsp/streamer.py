@@ -44,6 +44,14 @@ class Engine(Protocol):
         ...
 
 
+SHAPE_RANGES: dict[str, tuple[float, float]] = {
+    "block": (0.01, 5.0),
+    "crossfade": (0.01, 0.5),
+    "extra": (0.0, 10.0),
+}
+"""Allowed stream-shape lengths, seconds (configuration and command line)."""
+
+
 @dataclass(frozen=True)
 class StreamShape:
     """Sizes in samples at the graph rate, each a whole number of 10 ms frames."""
@@ -59,6 +67,8 @@ class StreamShape:
         zc = rate // 100
         if zc * 100 != rate:
             raise ValueError(f"sample rate {rate} Hz is not a multiple of 100 Hz")
+        if crossfade > block:
+            raise ValueError(f"the crossfade ({crossfade:g} s) must not be longer than the block ({block:g} s)")
 
         def frames(seconds: float, minimum: int) -> int:
             return max(minimum, round(seconds * rate / zc)) * zc

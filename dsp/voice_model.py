@@ -8,6 +8,7 @@ The checkpoint is a dict `{"weight": state_dict, "config": [18 hyper-parameters]
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,61 @@ def _synth_config(raw: list[Any], n_speakers: int, path: Path) -> SynthConfig:
         raise ModelFileError(f"{path}: key 'config' holds an invalid hyper-parameter: {exc}") from exc
     if cfg.sample_rate not in (16000, 22050, 24000, 32000, 40000, 44100, 48000):
         raise ModelFileError(f"{path}: sample rate {cfg.sample_rate} Hz is not one RVC uses")
+    problem = _config_problem(cfg)
+    if problem:
+        raise ModelFileError(f"{path}: key 'config' holds an invalid hyper-parameter: {problem}")
     return cfg
+
+
+# Sane ranges of the hyper-parameters that size the network, a few times what any RVC
+# model uses (192/768 channels, 2 heads, 6 layers, kernels up to 16, 109 speakers):
+# a file may load only if the network it describes can be built and run.
+_INT_RANGES = {
+    "inter_channels": (1, 1024),
+    "hidden_channels": (1, 1024),
+    "filter_channels": (1, 8192),
+    "n_heads": (1, 64),
+    "n_layers": (1, 32),
+    "kernel_size": (1, 31),
+    "upsample_initial_channel": (1, 4096),
+    "gin_channels": (1, 1024),
+    "spk_embed_dim": (1, 65536),
+}
+
+
+def _config_problem(cfg: SynthConfig) -> str | None:
+    """What is wrong with a synthesizer config, or None (names the config index too)."""
+    for name, (lo, hi) in _INT_RANGES.items():
+        value = getattr(cfg, name)
+        if not lo <= value <= hi:
+            return f"{name} = {value}, expected {lo}..{hi}"
+    if cfg.hidden_channels % cfg.n_heads:
+        return f"hidden_channels {cfg.hidden_channels} is not divisible by n_heads {cfg.n_heads}"
+    if not 0 <= cfg.p_dropout < 1:
+        return f"p_dropout = {cfg.p_dropout}, expected 0..1"
+    if cfg.resblock not in ("1", "2"):
+        return f"resblock = {cfg.resblock!r}, expected '1' or '2'"
+    kernels, dilations = cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes
+    if not 1 <= len(kernels) <= 8 or len(dilations) != len(kernels):
+        return (
+            f"{len(kernels)} resblock kernel sizes and {len(dilations)} dilation lists, expected 1..8 of each"
+        )
+    if not all(1 <= k <= 63 for k in kernels) or not all(1 <= len(ds) <= 8 for ds in dilations):
+        return f"resblock kernel sizes {kernels} / dilations {dilations} outside 1..63 / 1..8 entries"
+    if not all(1 <= d <= 64 for ds in dilations for d in ds):
+        return f"resblock dilations {dilations} outside 1..64"
+    ups, up_kernels = cfg.upsample_rates, cfg.upsample_kernel_sizes
+    if not 1 <= len(ups) <= 8 or len(up_kernels) != len(ups):
+        return f"{len(ups)} upsample rates and {len(up_kernels)} upsample kernel sizes, expected 1..8 of each"
+    if not all(1 <= u <= 64 and u <= k <= 128 for u, k in zip(ups, up_kernels, strict=True)):
+        return f"upsample rates {ups} / kernel sizes {up_kernels}: each rate 1..64, each kernel rate..128"
+    hop = math.prod(ups)
+    if hop * 100 != cfg.sample_rate:
+        need = f"{cfg.sample_rate} Hz at 100 frames/s needs {cfg.sample_rate / 100:g}"
+        return f"upsample rates {ups} make {hop} samples per frame; {need}"
+    if cfg.upsample_initial_channel >> len(ups) < 1:
+        return f"upsample_initial_channel {cfg.upsample_initial_channel} too small for {len(ups)} upsamplings"
+    return None
 
 
 def read_voice_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], VoiceModelInfo, SynthConfig]:
