@@ -501,37 +501,22 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["rmvpe", "fcpe", "crepe", "crepe-tiny", "harvest", "dio", "pm"],
         help="pitch estimator (default rmvpe when --rmvpe is given, else harvest)",
     )
-    p.add_argument(
-        "--pitch", type=_param("pitch"), default=0.0, help="pitch shift in semitones, -24..24 (default 0)"
-    )
-    p.add_argument(
-        "--formant",
-        type=_param("formant"),
-        default=0.0,
-        help="formant shift in semitones, -12..12 (default 0)",
-    )
-    p.add_argument(
-        "--index-rate", type=_param("index_rate"), default=0.75, help="retrieval blend 0..1 (default 0.75)"
-    )
+    for name, default, what in (
+        ("pitch", 0.0, "pitch shift, semitones"),
+        ("formant", 0.0, "formant shift, semitones"),
+        ("index_rate", 0.75, "retrieval blend"),
+        ("protect", 0.33, "offline path: share of raw features kept in unvoiced frames (0.5 = off)"),
+        ("rms_mix", 1.0, "loudness envelope: 0 = the input's, 1 = the converted voice's own"),
+        ("gate", GATE_OFF_DB, f"input gate threshold, dBFS ({GATE_OFF_DB:g} = off)"),
+    ):
+        lo, hi = RANGES[name]
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=_param(name),
+            default=default,
+            help=f"{what}, {lo:g}..{hi:g} (default {default:g})",
+        )
     p.add_argument("--speaker", type=_number(int, 0, MAX_SPEAKER), default=0, help="speaker id (default 0)")
-    p.add_argument(
-        "--protect",
-        type=_param("protect"),
-        default=0.33,
-        help="offline path: share of raw features kept in unvoiced frames, 0..0.5 (0.5 = off)",
-    )
-    p.add_argument(
-        "--rms-mix",
-        type=_param("rms_mix"),
-        default=1.0,
-        help="loudness envelope: 0 = input's, 1 = converted output's own (default 1)",
-    )
-    p.add_argument(
-        "--gate",
-        type=_param("gate"),
-        default=GATE_OFF_DB,
-        help="input gate threshold, dBFS, -120..0 (default off)",
-    )
     _add_stream_shape_args(p)
     p.add_argument("--offline", action="store_true", help="RVC's whole-file path instead of the streamer")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")

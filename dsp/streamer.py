@@ -68,7 +68,9 @@ class StreamShape:
         if zc * 100 != rate:
             raise ValueError(f"sample rate {rate} Hz is not a multiple of 100 Hz")
         if crossfade > block:
-            raise ValueError(f"the crossfade ({crossfade:g} s) must not be longer than the block ({block:g} s)")
+            raise ValueError(
+                f"the crossfade ({crossfade:g} s) must not be longer than the block ({block:g} s)"
+            )
 
         def frames(seconds: float, minimum: int) -> int:
             return max(minimum, round(seconds * rate / zc)) * zc
