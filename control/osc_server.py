@@ -220,7 +220,8 @@ class OscServer:
     def stop(self) -> None:
         self._stop.set()
         for t in self._threads:
-            t.join(timeout=2)
+            if t.ident is not None:
+                t.join(timeout=2)
         self.sock.close()
 
     def apply(self, settings: OscSettings) -> list[str]:

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -302,10 +303,15 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    # Until the daemon installs its own handlers, a SIGHUP (systemctl reload) must not
+    # kill it: remember it and reload once running. SIGTERM keeps its default (immediate).
+    early_reload: list[int] = []
+    signal.signal(signal.SIGHUP, lambda signum, _frame: early_reload.append(signum))
+
     from rvcd.daemon.config import ConfigError, load_config
     from rvcd.daemon.jack_io import JackUnavailableError
     from rvcd.daemon.logs import setup_logging
-    from rvcd.daemon.service import Daemon
+    from rvcd.daemon.service import Daemon, StartupInterrupted
 
     try:
         cfg = load_config(args.config)
@@ -314,11 +320,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     setup_logging("debug" if args.verbose else cfg.log.level)
     daemon = Daemon(cfg)
     daemon.handle_signals()
+    if early_reload:
+        log.info("a reload was requested while starting: reloading once running")
+        daemon.request_reload()
     try:
         daemon.start()
+    except StartupInterrupted:
+        log.info("stop requested while starting")
+        daemon.stop()
+        return EXIT_OK
     except JackUnavailableError as exc:
+        daemon.stop()
         raise CliError(str(exc)) from exc
     except OSError as exc:  # OscBindError: names the port and how to change it
+        daemon.stop()
         raise CliError(str(exc)) from exc
     return daemon.serve()
 

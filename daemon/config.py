@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from rvcd.control.osc_server import resolve_senders
 from rvcd.daemon.engines import ENGINE_KINDS, EngineSpec
 from rvcd.dsp.input_limits import DEFAULT_MAX_MODEL_MB
 from rvcd.dsp.pitch import methods as f0_methods
@@ -20,6 +21,9 @@ from rvcd.dsp.precision import DEFAULT_PRECISION, PRECISIONS, cpu_info
 from rvcd.dsp.precision import resolve as resolve_precision
 from rvcd.dsp.stream_params import MAX_SPEAKER, RANGES, StreamParams
 from rvcd.dsp.streamer import SHAPE_RANGES
+
+JACK_CLIENT_NAME_MAX = 63
+"""Longest JACK client name, bytes (jack.h: JACK_CLIENT_NAME_SIZE 64 with the NUL)."""
 
 
 class ConfigError(ValueError):
@@ -219,6 +223,17 @@ def parse_config(data: Any, base: Path, source: Path | None = None) -> Config:
     return cfg
 
 
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """The dotted keys whose values differ between two configurations."""
+    keys = [
+        f"{name}.{f.name}"
+        for name in _SECTIONS
+        for f in fields(getattr(old, name))
+        if getattr(getattr(old, name), f.name) != getattr(getattr(new, name), f.name)
+    ]
+    return keys + (["models_dir"] if old.models_dir != new.models_dir else [])
+
+
 def _cross_check(cfg: Config) -> None:
     e = cfg.engine
     if e.crossfade > e.block:
@@ -241,11 +256,39 @@ def _cross_check(cfg: Config) -> None:
             raise ConfigError(f"engine.{key}: {path} does not exist")
     if cfg.models_dir is not None and not cfg.models_dir.is_dir():
         raise ConfigError(f"models_dir: {cfg.models_dir} is not a directory")
+    name = cfg.jack.client_name
+    if not name or len(name.encode()) > JACK_CLIENT_NAME_MAX or ":" in name:
+        raise ConfigError(
+            f"jack.client_name: '{name}' must be 1..{JACK_CLIENT_NAME_MAX} bytes without ':' (JACK's limit)"
+        )
+    try:
+        resolve_senders(cfg.osc.allowed_senders)
+    except ValueError as exc:
+        raise ConfigError(f"osc.allowed_senders: {exc}") from None
     if cfg.osc.bind not in ("127.0.0.1", "localhost", "::1") and not cfg.osc.allowed_senders:
         logging.getLogger("rvcd.config").warning(
             "osc.bind is %s with no osc.allowed_senders: any host that can reach it may control rvcd",
             cfg.osc.bind,
         )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML would keep
+    the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key '{key}' appears twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(path: str | Path) -> Config:
@@ -256,7 +299,7 @@ def load_config(path: str | Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration ({exc.strerror})") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -51,6 +51,13 @@ class JackIO:
             raise JackUnavailableError(
                 f"cannot connect to JACK ({where}): is jackd or PipeWire running?"
             ) from exc
+        if self.client.name != cfg.client_name:
+            log.warning(
+                "the JACK client name '%s' is taken (another rvcd?): this one is '%s'; "
+                "set jack.client_name to tell them apart",
+                cfg.client_name,
+                self.client.name,
+            )
         try:
             self.inputs = [self.client.inports.register(f"in_{i + 1}") for i in range(cfg.channels)]
             self.outputs = [self.client.outports.register(f"out_{i + 1}") for i in range(cfg.channels)]

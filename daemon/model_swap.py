@@ -28,6 +28,8 @@ from rvcd.dsp.streamer import Engine
 
 log = logging.getLogger("rvcd.models")
 LOADER_NICE = 10
+STOP_WAIT_S = 1.0
+"""How long stopping waits for the loader thread before leaving it behind."""
 Reply = Callable[[str, list[Any]], None]
 
 
@@ -79,6 +81,8 @@ class ModelSwapper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rvcd-model-loader", daemon=True)
         self.last_report: dict[str, float] = {}
+        self.failures = 0
+        """Loads that failed (bad file, bad network, first block failed)."""
         self._thread.start()
 
     def request(self, model: Path, index: Path | None, label: str, reply: Reply) -> None:
@@ -90,9 +94,11 @@ class ModelSwapper:
         self._wake.set()
 
     def stop(self) -> None:
+        """Stop taking requests. A load under way is abandoned, not waited for (the thread
+        is a daemon thread: stopping stays bounded whatever the load is doing)."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=STOP_WAIT_S)
 
     def _run(self) -> None:
         # Loading competes with the worker for CPU: let the worker win (Linux applies a
@@ -106,7 +112,12 @@ class ModelSwapper:
                 req, self._pending = self._pending, None
             if req is None or self._stop.is_set():
                 continue
-            self._load(req)
+            try:
+                self._load(req)
+            except Exception as exc:  # the loader must outlive any one request
+                self.failures += 1
+                log.exception("model %s: the swap failed, the current model keeps running", req.label)
+                req.reply("/rvcd/error", ["/rvcd/model", f"{req.label}: swap failed: {exc!r}"])
 
     def _load(self, req: SwapRequest) -> None:
         began = time.monotonic()
@@ -114,9 +125,13 @@ class ModelSwapper:
         reset_peak_rss()
         try:
             engine = self._build(req.model, req.index)
-        except (ModelFileError, ValueError, OSError) as exc:
-            log.error("model %s not loaded, the current one keeps running: %s", req.label, exc)
-            req.reply("/rvcd/error", ["/rvcd/model", str(exc)])
+        except Exception as exc:  # a hostile or broken file may raise anything
+            self.failures += 1
+            reason = str(exc) if isinstance(exc, ModelFileError | OSError) else f"{req.model}: {exc!r}"
+            log.error("model %s not loaded, the current one keeps running: %s", req.label, reason)
+            req.reply("/rvcd/error", ["/rvcd/model", reason])
+            return
+        if self._stop.is_set():
             return
         loaded = time.monotonic()
         self._install(engine, req.label)

@@ -1,9 +1,12 @@
 """The daemon's lifecycle: start, the worker thread, reload, reconnect, stop.
 
 Threads: JACK's process thread runs `Pipeline.io`; one worker thread runs
-`Pipeline.work` (all inference); the main thread runs `serve()`, which reacts to
-signals (SIGHUP reload, SIGTERM/SIGINT stop) and JACK events (server gone, rate or
-period change), logs statistics and talks to systemd.
+`Pipeline.work` (all inference); the OSC thread serves control; the model loader loads
+voice models; the main thread runs `serve()`, which reacts to signals (SIGHUP reload,
+SIGTERM/SIGINT stop) and JACK events (server gone, rate or period change), logs
+statistics and talks to systemd. It pings the systemd watchdog only while the worker and
+the OSC thread both show signs of life, so a hung control thread restarts the service
+too.
 """
 
 from __future__ import annotations
@@ -18,23 +21,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from rvcd.control.osc_server import OscServer, OscSettings, Reply
+from rvcd.control.osc_server import OscBindError, OscServer, OscSettings, Reply, resolve_senders
 from rvcd.control.param_store import ParamStore
-from rvcd.daemon.config import Config, ConfigError, load_config
+from rvcd.daemon.config import Config, ConfigError, changed_keys, load_config
 from rvcd.daemon.engines import build_engine
 from rvcd.daemon.jack_io import JackIO, JackLostError, JackUnavailableError
 from rvcd.daemon.model_swap import ModelSwapper, build_rvc_engine
 from rvcd.daemon.pipeline import Pipeline
 from rvcd.daemon.sdnotify import Notifier
 from rvcd.dsp.precision import describe as describe_precision
-from rvcd.dsp.streamer import Engine, StreamShape
+from rvcd.dsp.safe_load import ModelFileError, set_size_limit
+from rvcd.dsp.streamer import Engine, Streamer, StreamShape
 
 log = logging.getLogger("rvcd")
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 5.0
 STATUS_EVERY_S = 5.0
+HUNG_AFTER_S = 10.0
+"""A thread that has not gone round its loop for this long (or three blocks, if longer)
+counts as hung: the systemd watchdog is no longer pinged."""
+PROBLEM_COUNTERS = (
+    "block_errors",
+    "load_failures",
+    "osc_malformed",
+    "osc_flooded",
+    "osc_oversized",
+    "osc_refused",
+    "osc_internal_errors",
+)
+"""Status counters that the periodic log line and systemd STATUS show once non-zero."""
+
+
+class StartupInterrupted(BaseException):
+    """SIGTERM or SIGINT arrived while the daemon was starting (a BaseException, so no
+    library's `except Exception` swallows it)."""
 
 
 @dataclass
@@ -45,6 +68,8 @@ class Counters:
     late_blocks: int = 0
     xruns: int = 0
     reconnects: int = 0
+    block_errors: int = 0
+    reload_failures: int = 0
 
 
 class Daemon:
@@ -54,6 +79,7 @@ class Daemon:
         self.cfg = cfg
         self.store = ParamStore(cfg.initial_params())
         self.notifier = notifier or Notifier()
+        set_size_limit(cfg.engine.max_model_mb)
         self.engine = engine or build_engine(cfg.engine_spec())
         self.jack: JackIO | None = None
         self.pipeline: Pipeline | None = None
@@ -63,6 +89,10 @@ class Daemon:
         self._reload = threading.Event()
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
+        self.worker_beat = time.monotonic()
+        """When the worker last went round its loop (monotonic s)."""
+        self._starting = False
+        self._hung_reported = False
         self.model_label = cfg.engine.model.name if cfg.engine.model else ""
         self.osc: OscServer | None = None
         self.swapper = ModelSwapper(self._build_swap_engine, self._install_engine)
@@ -107,6 +137,10 @@ class Daemon:
             "blocks": stats.blocks if stats else 0,
             "uptime_s": time.monotonic() - self.started_at,
             "reconnects": self.counters.reconnects,
+            "client": self.jack.name if self.jack else "",
+            "block_errors": self.counters.block_errors + (p.errors if p else 0),
+            "load_failures": self.swapper.failures + self.counters.reload_failures,
+            **(self.osc.counters.dropped() if self.osc else {}),
         }
 
     # -- control target (OSC) ---------------------------------------------------------------
@@ -135,9 +169,30 @@ class Daemon:
         self.swapper.request(model, index, label, reply)
 
     def _build_swap_engine(self, model: Path, index: Path | None) -> Engine:
+        """Loader thread: load `model`, then try it on one block before it may replace the
+        running one."""
         e = self.cfg.engine
         dtype = self.cfg.engine_spec().dtype()
-        return build_rvc_engine(model, index, e.hubert, e.rmvpe, e.device, dtype, self.engine)
+        engine = build_rvc_engine(model, index, e.hubert, e.rmvpe, e.device, dtype, self.engine)
+        self._trial(engine, str(model))
+        return engine
+
+    def _trial(self, engine: Engine, what: str, shape: StreamShape | None = None) -> None:
+        """Convert one silent block with a fork of `engine` in the running stream shape (or
+        `shape`); raises ModelFileError naming `what` if that fails or gives non-finite
+        samples. Also warms the engine up for that shape."""
+        if shape is None:
+            e = self.cfg.engine
+            p = self.pipeline
+            shape = p.shape if p else StreamShape.from_seconds(48000, e.block, e.crossfade, e.extra)
+        try:
+            out = Streamer(engine.fork(), shape).process(
+                np.zeros(shape.block, dtype=np.float32), self.store.snapshot().with_changes(bypass=False)
+            )
+        except Exception as exc:
+            raise ModelFileError(f"{what}: loads, but converting a first block failed: {exc!r}") from exc
+        if not np.isfinite(out).all():
+            raise ModelFileError(f"{what}: loads, but its first block gives NaN or infinite samples")
 
     def _install_engine(self, engine: Engine, label: str) -> None:
         pipeline = self.pipeline
@@ -153,9 +208,10 @@ class Daemon:
 
     def _status_line(self) -> str:
         s = self.status()
+        problems = "".join(f", {key.replace('_', ' ')} {s[key]}" for key in PROBLEM_COUNTERS if s.get(key))
         return (
             f"{s['engine']} {s['rate']} Hz, latency {s['latency_ms']:.0f} ms, load {s['load']:.2f}, "
-            f"p99 {s['p99_ms']:.0f} ms, xruns {s['xruns']}, underruns {s['underruns']}"
+            f"p99 {s['p99_ms']:.0f} ms, xruns {s['xruns']}, underruns {s['underruns']}{problems}"
         )
 
     # -- building -------------------------------------------------------------------------
@@ -177,6 +233,7 @@ class Daemon:
         if self.pipeline is not None:
             self.counters.underruns += self.pipeline.underruns
             self.counters.late_blocks += self.pipeline.late_blocks
+            self.counters.block_errors += self.pipeline.errors
 
     def _connect(self) -> None:
         """Open the JACK client, build and warm up a pipeline, activate, connect ports."""
@@ -226,10 +283,10 @@ class Daemon:
     # -- worker ---------------------------------------------------------------------------
 
     def _work(self) -> None:
-        last_ping = 0.0
         reported_errors = 0
         try:
             while not self._stop.is_set():
+                self.worker_beat = time.monotonic()
                 pipeline = self.pipeline
                 if pipeline is None or not pipeline.work():
                     time.sleep(0.001)
@@ -241,46 +298,51 @@ class Daemon:
                             pipeline.last_error,
                         )
                     reported_errors = pipeline.errors
-                now = time.monotonic()
-                interval = self.notifier.watchdog_interval
-                if interval is not None and now - last_ping >= interval:
-                    self.notifier.watchdog()
-                    last_ping = now
         except BaseException as exc:  # reported by serve(), which stops the daemon
             self._worker_error = exc
             self._stop.set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    def _osc_settings(self, cfg: Config) -> OscSettings:
+        o = cfg.osc
+        senders = resolve_senders(o.allowed_senders)
+        return OscSettings(o.bind, o.port, senders, o.reply_port, o.meter_rate, cfg.models_dir)
+
     def start(self) -> None:
         """Connect to JACK, start converting and listening for OSC; raises
-        JackUnavailableError if no server, OSError if the OSC port is taken. A server
-        that goes away while rvcd sets up is reconnected to by `serve()`."""
-        o = self.cfg.osc
-        if o.enabled:
-            settings = OscSettings(
-                o.bind, o.port, tuple(o.allowed_senders), o.reply_port, o.meter_rate, self.cfg.models_dir
-            )
-            self.osc = OscServer(settings, self)
+        JackUnavailableError if no server, OscBindError if the OSC port is taken, and
+        StartupInterrupted if SIGTERM/SIGINT arrives meanwhile (see `handle_signals`). A
+        server that goes away while rvcd sets up is reconnected to by `serve()`."""
+        self._starting = True
         try:
-            self._connect()
-        except JackLostError as exc:
-            log.warning("%s", exc)
-        self._worker = threading.Thread(target=self._work, name="rvcd-worker", daemon=True)
-        self._worker.start()
-        if self.osc is not None:
-            self.osc.start()
+            if self.cfg.osc.enabled:
+                self.osc = OscServer(self._osc_settings(self.cfg), self)
+            try:
+                self._connect()
+            except JackLostError as exc:
+                log.warning("%s", exc)
+            self.worker_beat = time.monotonic()
+            self._worker = threading.Thread(target=self._work, name="rvcd-worker", daemon=True)
+            self._worker.start()
+            if self.osc is not None:
+                self.osc.start()
+        finally:
+            self._starting = False
+        if self._stop.is_set():
+            raise StartupInterrupted("stop requested while starting")
         self.notifier.ready(self._status_line())
 
     def stop(self) -> None:
-        """Stop the worker, unregister the ports and leave JACK."""
+        """Stop the worker, unregister the ports and leave JACK; bounded (a model load or a
+        block under way is not waited for beyond a block's time)."""
         self.notifier.stopping()
         self._stop.set()
         if self.osc is not None:
             self.osc.stop()
         self.swapper.stop()
         if self._worker is not None:
-            self._worker.join(timeout=10)
+            self._worker.join(timeout=max(1.0, self.cfg.engine.block * 2))
         summary = self._status_line()
         self._disconnect()
         log.info("stopped: %s", summary)
@@ -292,46 +354,87 @@ class Daemon:
         self._reload.set()
 
     def reload(self) -> bool:
-        """Re-read the configuration file; a bad file keeps the running configuration."""
+        """Re-read the configuration file and apply what changed, all or nothing: a bad
+        file, a model that does not load or convert, or an OSC port that cannot be bound
+        keeps the running configuration. Parameters that the file does not change keep
+        the values set over OSC."""
         if self.cfg.source is None:
             log.warning("reload requested but the configuration did not come from a file")
             return False
         try:
             new = load_config(self.cfg.source)
-        except ConfigError as exc:
+            changed = changed_keys(self.cfg, new)
+            self._apply(new, changed)
+        except (ConfigError, ModelFileError, OscBindError) as exc:
+            self.counters.reload_failures += 1
             log.error("reload failed, keeping the running configuration: %s", exc)
             return False
-        structural = (
-            new.engine_spec(),
-            new.jack,
-            new.engine.block,
-            new.engine.extra,
-            new.engine.crossfade,
-        ) != (
-            self.cfg.engine_spec(),
-            self.cfg.jack,
-            self.cfg.engine.block,
-            self.cfg.engine.extra,
-            self.cfg.engine.crossfade,
-        )
-        if structural:
-            try:
-                engine = (
-                    build_engine(new.engine_spec())
-                    if new.engine_spec() != self.cfg.engine_spec()
-                    else self.engine
-                )
-            except (ValueError, OSError) as exc:
-                log.error("reload failed, keeping the running configuration: %s", exc)
-                return False
-            self.engine = engine
-            self.cfg = new
-            self._connect_again()
+        except Exception as exc:  # anything a new engine or file raises: keep running
+            self.counters.reload_failures += 1
+            log.error("reload failed, keeping the running configuration: %r", exc)
+            return False
+        if changed:
+            log.info("configuration reloaded from %s: applied %s", new.source, ", ".join(changed))
         else:
-            self.cfg = new
-        self.store.replace(new.initial_params())
-        log.info("configuration reloaded from %s", new.source)
+            log.info("configuration reloaded from %s: nothing changed", new.source)
         return True
+
+    def _apply(self, new: Config, changed: list[str]) -> None:
+        """Make `new` the running configuration; everything that can fail happens before
+        anything changes."""
+        old = self.cfg
+        rebuild = new.engine_spec() != old.engine_spec()
+        reconnect = rebuild or any(
+            key.startswith("jack.")
+            or key in ("engine.block", "engine.extra", "engine.crossfade", "engine.headroom")
+            for key in changed
+        )
+        set_size_limit(new.engine.max_model_mb)
+        try:
+            engine = self.engine
+            if rebuild:
+                engine = build_engine(new.engine_spec())
+                self._trial(engine, "the new engine", self._shape_for(new))
+            elif reconnect:
+                self._trial(engine, "the engine", self._shape_for(new))
+            self._apply_osc(new)
+        except BaseException:
+            set_size_limit(old.engine.max_model_mb)
+            raise
+        self.engine = engine
+        self.cfg = new
+        if rebuild:
+            self.model_label = new.engine.model.name if new.engine.model else ""
+        if "engine.threads" in changed:
+            torch.set_num_threads(new.engine.worker_threads())
+        if "log.level" in changed and logging.getLogger().level == logging.getLevelName(
+            old.log.level.upper()
+        ):
+            logging.getLogger().setLevel(new.log.level.upper())
+        old_params, new_params = old.initial_params(), new.initial_params()
+        for name in vars(new_params):
+            if getattr(new_params, name) != getattr(old_params, name):
+                self.store.set(name, getattr(new_params, name))
+        if reconnect:
+            self._connect_again()
+
+    def _shape_for(self, cfg: Config) -> StreamShape:
+        e = cfg.engine
+        return StreamShape.from_seconds(self.jack.rate if self.jack else 48000, e.block, e.crossfade, e.extra)
+
+    def _apply_osc(self, new: Config) -> None:
+        """Start, stop or retune the OSC server for `new` (a new port is bound first)."""
+        if not new.osc.enabled:
+            if self.osc is not None:
+                self.osc.stop()
+                self.osc = None
+            return
+        settings = self._osc_settings(new)
+        if self.osc is None:
+            self.osc = OscServer(settings, self)
+            self.osc.start()
+        else:
+            self.osc.apply(settings)
 
     def _reconnect(self) -> None:
         log.warning("the JACK server went away; reconnecting (state kept)")
@@ -352,15 +455,40 @@ class Daemon:
 
     def handle_signals(self) -> None:
         """Make SIGHUP reload and SIGTERM/SIGINT stop. Call on the main thread before
-        `start()`, so that a signal arriving while the ports appear is not fatal."""
+        `start()`: a stop requested while starting interrupts the start (bounded, however
+        long the warm-up), a reload requested then runs once the daemon is up."""
+
+        def stop(*_: Any) -> None:
+            self._stop.set()
+            if self._starting:
+                raise StartupInterrupted("stop requested while starting")
+
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
-        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _hung_threads(self, now: float) -> list[str]:
+        """Threads that have not gone round their loops lately, with how long."""
+        limit = max(HUNG_AFTER_S, 3 * self.cfg.engine.block)
+        beats = [("worker", self.worker_beat)] if self._worker is not None else []
+        if self.osc is not None:
+            beats.append(("OSC", self.osc.heartbeat))
+        return [f"{name} ({now - beat:.0f} s)" for name, beat in beats if now - beat > limit]
+
+    def _watchdog(self, now: float) -> None:
+        """Ping systemd's watchdog if every thread is alive; otherwise say which is not."""
+        hung = self._hung_threads(now)
+        if not hung:
+            self.notifier.watchdog()
+            self._hung_reported = False
+        elif not self._hung_reported:
+            log.error("not pinging the systemd watchdog: no progress in the %s thread(s)", ", ".join(hung))
+            self._hung_reported = True
 
     def serve(self) -> int:
         """Run until stopped by a signal (see `handle_signals`) or `request_stop()`, then
         stop; returns the process exit status."""
-        last_stats = last_status = time.monotonic()
+        last_stats = last_status = last_ping = time.monotonic()
         while not self._stop.wait(0.1):
             if self._reload.is_set():
                 self._reload.clear()
@@ -372,6 +500,10 @@ class Daemon:
                 log.info("JACK changed to %d Hz, period %d: reconfiguring", jack_io.rate, jack_io.period)
                 self._connect_again()
             now = time.monotonic()
+            ping = self.notifier.watchdog_interval
+            if ping is not None and now - last_ping >= ping:
+                self._watchdog(now)
+                last_ping = now
             if now - last_status >= STATUS_EVERY_S:
                 self.notifier.status(self._status_line())
                 last_status = now
