@@ -302,12 +302,15 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    # Until the daemon installs its own handlers, a SIGHUP (systemctl reload) must not
-    # kill it: remember it and reload once running. SIGTERM keeps its default (immediate).
-    early_reload: list[int] = []
-    signal.signal(signal.SIGHUP, lambda signum, _frame: early_reload.append(signum))
+def _defer_sighup(args: argparse.Namespace) -> None:
+    """Until the daemon installs its own handlers, a SIGHUP (systemctl reload) must not
+    kill it: note it in `args.early_reload` and reload once running. SIGTERM keeps its
+    default (immediate) until then."""
+    args.early_reload = []
+    signal.signal(signal.SIGHUP, lambda signum, _frame: args.early_reload.append(signum))
 
+
+def _cmd_run(args: argparse.Namespace) -> int:
     from rvcd.daemon.config import ConfigError, load_config
     from rvcd.daemon.jack_io import JackUnavailableError
     from rvcd.daemon.logs import setup_logging
@@ -320,7 +323,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     setup_logging("debug" if args.verbose else cfg.log.level)
     daemon = Daemon(cfg)
     daemon.handle_signals()
-    if early_reload:
+    if getattr(args, "early_reload", None):
         log.info("a reload was requested while starting: reloading once running")
         daemon.request_reload()
     try:
@@ -637,6 +640,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.func is _cmd_run:
+        _defer_sighup(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

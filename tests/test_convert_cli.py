@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import struct
+import time
 
 import numpy as np
 import pytest
@@ -123,3 +127,90 @@ def test_converted_pitch_follows_the_shift(tiny_models, tmp_path):
         f0 = pm(soxr.resample(audio, sr, 16000))
         measured[shift] = np.median(f0[f0 > 0])
     assert measured[12] / measured[0] == pytest.approx(2.0, rel=0.05)
+
+
+def _wav_claiming(path, rate: int, samples: int = 16000):
+    """A 16-bit mono WAV whose header claims `rate` Hz."""
+    data = (np.sin(np.arange(samples) / 10) * 8000).astype("<i2").tobytes()
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, (2 * rate) % 2**32, 2, 16)
+    path.write_bytes(
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVE"
+        + b"fmt "
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
+    return path
+
+
+@pytest.mark.parametrize("rate", [2_000_000_000, 1, 7])
+def test_absurd_input_rates_are_refused_at_once(tmp_path, capsys, rate):
+    src = _wav_claiming(tmp_path / "in.wav", rate)
+    began = time.monotonic()
+    assert main(["convert", str(src), str(tmp_path / "out.wav")]) == 1
+    assert f"claims {rate} Hz" in capsys.readouterr().err
+    assert time.monotonic() - began < 10
+    assert not (tmp_path / "out.wav").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--block", "0", "0 is outside 0.01..5"),
+        ("--block", "1e9", "1e9 is outside 0.01..5"),
+        ("--crossfade", "10", "10 is outside 0.01..0.5"),
+        ("--gate", "nan", "nan is outside -120..0"),
+        ("--pitch", "inf", "inf is outside -24..24"),
+        ("--speaker", "1.5", "'1.5' is not a whole number"),
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors(tmp_path, capsys, option, value, message):
+    src = _wav_claiming(tmp_path / "in.wav", 16000)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["convert", str(src), str(tmp_path / "out.wav"), option, value])
+    assert exit_info.value.code == 2
+    assert f"argument {option}: {message}" in capsys.readouterr().err
+
+
+def test_a_crossfade_longer_than_the_block_is_refused(tmp_path, capsys):
+    src = _wav_claiming(tmp_path / "in.wav", 16000)
+    assert main(["convert", str(src), str(tmp_path / "o.wav"), "--block", "0.05", "--crossfade", "0.2"]) == 1
+    assert "crossfade (0.2 s) must not be longer than the block (0.05 s)" in capsys.readouterr().err
+
+
+def test_only_regular_audio_files_are_written(tmp_path, capsys):
+    src = _wav_claiming(tmp_path / "in.wav", 16000)
+    (tmp_path / "dir.wav").mkdir()
+    os.symlink("/dev/null", tmp_path / "null.wav")
+    os.mkfifo(tmp_path / "fifo.wav")
+    cases = {
+        "dir.wav": "is a directory",
+        "null.wav": "/dev/null: is not a regular file",
+        "fifo.wav": "is not a regular file",
+        "out.xyz": "unknown output format '.xyz'",
+        "out": "unknown output format '(no suffix)'",
+    }
+    for name, message in cases.items():
+        assert main(["convert", str(src), str(tmp_path / name), "--force"]) == 1, name
+        assert message in capsys.readouterr().err, name
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert (tmp_path / "null.wav").is_symlink()
+
+
+def test_written_files_take_the_umask_or_keep_their_mode(tmp_path):
+    src = _wav_claiming(tmp_path / "in.wav", 16000)
+    old = os.umask(0o027)
+    try:
+        assert main(["convert", str(src), str(tmp_path / "new.wav")]) == 0
+        existing = tmp_path / "old.wav"
+        existing.write_bytes(b"x")
+        existing.chmod(0o604)
+        assert main(["convert", str(src), str(existing), "--force"]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.wav").stat().st_mode) == 0o640
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o604
+    assert sf.info(existing).samplerate == 16000

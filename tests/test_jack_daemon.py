@@ -3,8 +3,11 @@ late engines, a server restart, and configuration errors."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,11 +19,13 @@ import jack
 import numpy as np
 import pytest
 from jack_rig import PERIOD, RATE, JackServer, Rig, delay_of
+from osc_probe import OscProbe
 from test_streamer import _median_f0, _tone
 
+from rvcd.daemon import service
 from rvcd.daemon.config import load_config
 from rvcd.daemon.jack_latency import CAPTURE, get_range
-from rvcd.daemon.service import Daemon
+from rvcd.daemon.service import Daemon, StartupInterrupted
 from rvcd.dsp.engine_world import WorldEngine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -390,6 +395,10 @@ def test_sighup_reloads_and_a_bad_file_keeps_running(tmp_path, server):
         ("engine:\n  blok: 0.2\n", "engine.blok: unknown key"),
         ("jack:\n  channels: two\n", "jack.channels: 'two' is not a whole number"),
         ("engine: [unclosed\n", "not valid YAML at line"),
+        ("engine:\n  pitch: 2\n  pitch: 5\n", "key 'pitch' appears twice (lines 2 and 3)"),
+        ("jack:\n  client_name: " + "x" * 70 + "\n", "jack.client_name: 'xxx"),
+        ("engine:\n  block: 0.05\n  crossfade: 0.1\n", "engine.crossfade: 0.1 s is longer than engine.block"),
+        ("osc:\n  allowed_senders: [no-such-host.invalid]\n", "osc.allowed_senders: 'no-such-host.invalid'"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(tmp_path, yaml_text, message):
@@ -409,3 +418,167 @@ def test_missing_jack_server_is_a_clear_error(tmp_path):
     assert proc.returncode == 1
     assert "cannot connect to JACK (server 'rvcd-no-such-server')" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# -- signals, reloads and threads under stress -----------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _osc_config(
+    tmp_path: Path, server: JackServer, port: int, osc_extra: str = "", engine_extra: str = ""
+) -> Path:
+    path = tmp_path / "rvcd-osc.yaml"
+    path.write_text(
+        f"jack:\n  server_name: {server.name}\n"
+        f"engine:\n  kind: world\n  block: 0.1\n  crossfade: 0.02\n  extra: 0.1\n  headroom: {HEADROOM}\n"
+        f"{engine_extra}"
+        f"osc:\n  port: {port}\n{osc_extra}"
+        "log:\n  stats_interval: 0\n"
+    )
+    return path
+
+
+def test_reload_applies_osc_settings_or_refuses_and_keeps_osc_set_values(tmp_path, server, caplog):
+    p1, p2 = _free_port(), _free_port()
+    path = _osc_config(tmp_path, server, p1)
+    d = Daemon(load_config(path))
+    d.start()
+    probe = OscProbe(p1)
+    try:
+        assert probe.ask("/rvcd/pitch", 3.0)[-1] == ("/rvcd/pitch", [3.0])
+        with caplog.at_level(logging.INFO, logger="rvcd"):
+            assert d.reload()
+        assert "nothing changed" in caplog.text
+        assert d.store.snapshot().pitch == 3.0, "an unchanged file keeps what OSC set"
+
+        path.write_text(path.read_text().replace("osc:\n", "osc:\n  allowed_senders: ['127.0.0.2']\n"))
+        assert d.reload()
+        assert probe.ask("/rvcd/pitch", 5.0, timeout=0.5) == [], "the removed sender lost control"
+        assert d.store.snapshot().pitch == 3.0
+
+        (tmp_path / "voices").mkdir()
+        path.write_text(
+            _osc_config(tmp_path, server, p2, engine_extra="  formant: 2.0\n").read_text()
+            + f"models_dir: {tmp_path / 'voices'}\n"
+        )
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="rvcd"):
+            assert d.reload()
+        assert "osc.port" in caplog.text and "engine.formant" in caplog.text and "models_dir" in caplog.text
+        assert d.osc.settings.models_dir == tmp_path / "voices"
+        assert d.store.snapshot().formant == 2.0, "a value the file changes is applied"
+        assert d.store.snapshot().pitch == 3.0
+        assert probe.ask("/rvcd/status", timeout=0.5) == [], "the old port is closed"
+        probe2 = OscProbe(p2)
+        try:
+            assert probe2.ask("/rvcd/pitch")[-1] == ("/rvcd/pitch", [3.0])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+                taken.bind(("127.0.0.1", 0))
+                path.write_text(_osc_config(tmp_path, server, taken.getsockname()[1]).read_text())
+                caplog.clear()
+                with caplog.at_level(logging.ERROR, logger="rvcd"):
+                    assert not d.reload()
+                assert f"port {taken.getsockname()[1]}" in caplog.text
+            assert probe2.ask("/rvcd/pitch")[-1] == ("/rvcd/pitch", [3.0]), "still serving the old port"
+            assert d.store.snapshot().formant == 2.0, "a refused reload changes nothing"
+        finally:
+            probe2.close()
+    finally:
+        probe.close()
+        d.stop()
+
+
+def test_sighup_while_starting_does_not_kill_the_daemon(tmp_path, server):
+    proc = _spawn(_config(tmp_path, server))
+    try:
+        time.sleep(0.6)
+        probe = jack.Client("probe", servername=server.name, no_start_server=True)
+        starting = not probe.get_ports("rvcd:")
+        probe.close()
+        proc.send_signal(signal.SIGHUP)
+        assert starting, "the signal must arrive before the ports exist"
+        _wait_for_ports(server.name)
+        time.sleep(0.5)
+        assert proc.poll() is None, "alive after a SIGHUP during start-up"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "configuration reloaded" in err
+
+
+def test_sigterm_while_starting_stops_within_three_seconds(tmp_path, server):
+    """A warm-up that never ends (the engine is stuck) must not hold a stop."""
+    engine = SlowEngine()
+    engine.release.clear()
+    d = Daemon(load_config(_config(tmp_path, server)), engine=engine)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    d.handle_signals()
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    began = time.monotonic()
+    try:
+        with pytest.raises(StartupInterrupted):
+            d.start()
+        d.stop()
+    finally:
+        engine.release.set()
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    assert time.monotonic() - began < 3.0
+
+
+def test_a_second_instance_says_its_real_name(tmp_path, server, caplog):
+    first = Daemon(load_config(_config(tmp_path, server)))
+    first.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="rvcd.jack"):
+            second = Daemon(load_config(_config(tmp_path, server)))
+            second.start()
+        try:
+            assert second.status()["client"] == "rvcd-01"
+            assert "'rvcd' is taken" in caplog.text and "rvcd-01" in caplog.text
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+
+
+def test_the_watchdog_stops_when_the_osc_thread_hangs(tmp_path, server, monkeypatch, caplog):
+    sock_path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(sock_path))
+    listener.settimeout(0.05)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    monkeypatch.setattr(service, "HUNG_AFTER_S", 0.5)
+    d = Daemon(load_config(_osc_config(tmp_path, server, 0)))
+    d.start()
+    serving = threading.Thread(target=d.serve)
+    serving.start()
+    probe = OscProbe(d.osc.port)
+
+    def pings(seconds: float) -> int:
+        n, deadline = 0, time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                n += listener.recv(4096).count(b"WATCHDOG=1")
+        return n
+
+    try:
+        assert pings(1.0) >= 3
+        with caplog.at_level(logging.ERROR, logger="rvcd"), d.store._lock:
+            probe.send("/rvcd/pitch", 2.0)  # the OSC thread now waits for the lock
+            pings(0.8)
+            assert pings(1.0) == 0, "no pings while the OSC thread is stuck"
+        assert "no progress in the OSC" in caplog.text
+        assert pings(1.0) >= 3, "pings again once it runs"
+    finally:
+        d.request_stop()
+        serving.join(timeout=10)
+        probe.close()
+        listener.close()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
+import torch
 from jack_rig import RATE, JackServer, Rig
 from osc_probe import OscProbe
 from test_safe_loading import _hostile_checkpoint
 from test_streamer import _tone
 
-from rvcd.daemon.config import parse_config
+from rvcd.daemon.config import load_config, parse_config
 from rvcd.daemon.service import Daemon
 from rvcd.dsp import test_models
 
@@ -150,3 +152,85 @@ def test_peak_memory_is_reported(rvc):
     report = d.swapper.last_report
     assert report["peak_mib"] >= report["rss_after_mib"] * 0.9
     assert report["load_s"] > 0
+
+
+def _broken_model(src, dst, config=None, weight=None):
+    """A copy of voice model `src` with config entries (index -> value) or one weight
+    (name -> function of the tensor) replaced: valid as a file, not as a network."""
+    ckpt = torch.load(src, weights_only=True)
+    for i, value in (config or {}).items():
+        ckpt["config"][i] = value
+    for name, change in (weight or {}).items():
+        ckpt["weight"][name] = change(ckpt["weight"][name])
+    torch.save(ckpt, dst)
+    return dst
+
+
+BROKEN = {
+    "zero_heads.pth": ({"config": {5: 0}}, "n_heads = 0"),
+    "huge_channels.pth": ({"config": {3: 10**9}}, "hidden_channels = 1000000000"),
+    "zero_upsample.pth": ({"config": {12: [0, 10, 2, 2]}}, "upsample rates [0, 10, 2, 2]"),
+    "nan_output.pth": (
+        {"weight": {"dec.conv_post.weight": lambda w: torch.full_like(w, float("nan"))}},
+        "first block gives NaN",
+    ),
+}
+
+
+def test_models_that_load_but_cannot_run_are_refused_and_the_loader_lives(rvc, models):
+    d, probe, _ = rvc
+    src = models / "models" / "a.pth"
+    for name, (change, reason) in BROKEN.items():
+        _broken_model(src, models / "models" / name, **change)
+        replies = probe.ask("/rvcd/model", name, timeout=20.0)
+        errors = [args[1] for a, args in replies if a == "/rvcd/error"]
+        assert errors and reason in errors[0], (name, replies)
+        assert d.model_name() == "a.pth"
+    assert d.status()["load_failures"] == len(BROKEN)
+    assert "load failures 4" in d._status_line()
+    replies = probe.ask("/rvcd/model", "b.pth", timeout=0.1) + probe.replies(
+        20.0, until=("/rvcd/model/loaded",)
+    )
+    assert any(a == "/rvcd/model/loaded" for a, _ in replies), "the loader still works"
+
+
+def test_reload_onto_a_broken_model_keeps_the_running_one(models, tmp_path):
+    server = JackServer()
+    bad = _broken_model(models / "models" / "a.pth", tmp_path / "bad.pth", config={5: 0})
+    path = tmp_path / "rvcd.yaml"
+    text = (
+        f"jack:\n  server_name: {server.name}\n"
+        f"engine:\n  kind: rvc\n  model: {models / 'models' / 'a.pth'}\n  hubert: {models / 'hubert'}\n"
+        f"  f0_method: pm\n  block: {BLOCK}\n  extra: 0.3\n  crossfade: 0.04\n  headroom: 0.2\n"
+        "osc:\n  enabled: false\nlog:\n  stats_interval: 0\n"
+    )
+    path.write_text(text)
+    d = Daemon(load_config(path))
+    d.start()
+    try:
+        path.write_text(text.replace(str(models / "models" / "a.pth"), str(bad)))
+        assert not d.reload()
+        assert d.model_name() == "a.pth" and d.cfg.engine.model.name == "a.pth"
+        assert d.status()["load_failures"] == 1
+        rig = Rig(server.name)
+        try:
+            y = rig.play(_tone(220.0, 1.0))
+        finally:
+            rig.close()
+        assert np.sqrt(np.mean(y**2)) > 0.01, "still converting"
+    finally:
+        d.stop()
+        server.stop()
+
+
+def test_stop_during_a_load_is_bounded(rvc, models):
+    """The loader used to wait 30 s for a worker that had stopped."""
+    d, _, _ = rvc
+    d._stop.set()
+    d._worker.join(timeout=5)
+    replies = []
+    d.request_model(models / "models" / "b.pth", None, "b.pth", lambda a, args: replies.append(a))
+    time.sleep(2.0)  # loaded; now waiting for a worker that will never take it
+    began = time.monotonic()
+    d.stop()
+    assert time.monotonic() - began < 3.0

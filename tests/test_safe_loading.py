@@ -10,8 +10,9 @@ import torch
 
 from rvcd.daemon.cli import main
 from rvcd.dsp.content_loader import load_content_encoder
+from rvcd.dsp.input_limits import DEFAULT_MAX_MODEL_MB
 from rvcd.dsp.rmvpe import load_rmvpe_net
-from rvcd.dsp.safe_load import ModelFileError
+from rvcd.dsp.safe_load import ModelFileError, set_size_limit
 from rvcd.dsp.voice_model import load_voice_model
 
 
@@ -125,3 +126,17 @@ def test_zip_that_is_not_a_checkpoint_is_refused(tmp_path):
         z.writestr("readme.txt", "hello")
     with pytest.raises(ModelFileError, match=str(path)):
         load_voice_model(path)
+
+
+def test_files_over_the_size_limit_are_not_read(tmp_path):
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"PK" + b"\0" * (3 * 2**20))
+    set_size_limit(2)
+    try:
+        with pytest.raises(ModelFileError, match=r"3 MiB is over the 2 MiB limit.*engine\.max_model_mb"):
+            load_voice_model(junk)
+    finally:
+        set_size_limit(DEFAULT_MAX_MODEL_MB)
+    with pytest.raises(ModelFileError) as within_limit:
+        load_voice_model(junk)
+    assert "MiB limit" not in str(within_limit.value), "read (and refused) under the default limit"
