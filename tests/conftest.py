@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,12 +35,26 @@ def golden() -> Path:
     return d
 
 
-def voice_entries() -> list[str]:
-    return [k for k, v in load_manifest("manifest.json").items() if "version" in v]
+def manifest_entries(manifest: str, keep: Callable[[str, Any], bool]) -> list[Any]:
+    """Parameters for a test run once per entry of `manifest` that `keep(name, entry)`
+    selects. Without the golden directory (or that manifest) the one parameter is a skip
+    that says so, not pytest's bare "got empty parameter set"."""
+    d = golden_dir()
+    if not d.is_dir():
+        reason = f"golden directory {d} does not exist (set RVCD_GOLDEN_DIR to run golden tests)"
+    elif not (d / manifest).is_file():
+        reason = f"{manifest} is not in the golden directory {d}"
+    else:
+        return [k for k, v in load_manifest(manifest).items() if keep(k, v)]
+    return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="no-golden")]
 
 
-def rmvpe_entries() -> list[str]:
-    return [k for k, v in load_manifest("manifest.json").items() if "architecture" in v]
+def voice_entries() -> list[Any]:
+    return manifest_entries("manifest.json", lambda _, v: "version" in v)
+
+
+def rmvpe_entries() -> list[Any]:
+    return manifest_entries("manifest.json", lambda _, v: "architecture" in v)
 
 
 def noisy_tone(f0: float, seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:

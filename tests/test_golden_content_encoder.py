@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import load_manifest
+from conftest import load_manifest, manifest_entries
 
 from rvcd.dsp.content_loader import load_content_encoder
 from rvcd.dsp.conv_layout import prepare
@@ -13,8 +13,8 @@ from rvcd.dsp.conv_layout import prepare
 _META_KEYS = {"golden", "hidden_size", "layers", "final_dim"}
 
 
-def _entries() -> list[str]:
-    return [k for k in load_manifest("hubert-manifest.json") if k not in _META_KEYS]
+def _entries() -> list:
+    return manifest_entries("hubert-manifest.json", lambda k, _: k not in _META_KEYS)
 
 
 def _golden_file(golden) -> np.lib.npyio.NpzFile:
