@@ -40,6 +40,8 @@ log = logging.getLogger("rvcd")
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 5.0
 STATUS_EVERY_S = 5.0
+STOP_WAIT_S = 1.0
+"""How long stopping waits for the worker to finish its block."""
 HUNG_AFTER_S = 10.0
 """A thread that has not gone round its loop for this long (or three blocks, if longer)
 counts as hung: the systemd watchdog is no longer pinged."""
@@ -334,15 +336,16 @@ class Daemon:
         self.notifier.ready(self._status_line())
 
     def stop(self) -> None:
-        """Stop the worker, unregister the ports and leave JACK; bounded (a model load or a
-        block under way is not waited for beyond a block's time)."""
+        """Stop the worker, unregister the ports and leave JACK, in about a second whatever
+        is under way (a model load or a block is not waited for)."""
         self.notifier.stopping()
         self._stop.set()
         if self.osc is not None:
             self.osc.stop()
         self.swapper.stop()
         if self._worker is not None:
-            self._worker.join(timeout=max(1.0, self.cfg.engine.block * 2))
+            # A daemon thread: a block still converting is left behind, not waited for.
+            self._worker.join(timeout=STOP_WAIT_S)
         summary = self._status_line()
         self._disconnect()
         log.info("stopped: %s", summary)
