@@ -52,6 +52,8 @@ REPORT_EVERY_S = 10.0
 """Dropped datagrams are summed up in the log at most this often."""
 POLL_S = 0.2
 """The OSC thread wakes at least this often (stop requests, reports, its heartbeat)."""
+CHANGES_EVERY_S = 1.0
+"""Parameter changes made over OSC are logged, coalesced, at most this often."""
 FLOAT_PARAMS = ("pitch", "formant", "index_rate", "gate", "rms_mix")
 
 Reply = Callable[[str, list[Any]], None]
@@ -69,6 +71,10 @@ class ControlTarget(Protocol):
     def n_speakers(self) -> int | None: ...
 
     def model_name(self) -> str: ...
+
+    def no_effect(self, name: str, value: Any) -> str | None:
+        """Why setting parameter `name` to `value` changes nothing now, or None."""
+        ...
 
     def request_model(self, model: Path, index: Path | None, label: str, reply: Reply) -> None: ...
 
@@ -102,6 +108,8 @@ class OscCounters:
     subscriptions_evicted: int = 0
     malformed_kinds: Counter[str] = field(default_factory=Counter)
     """Malformed datagrams by defect (`osc_wire.MalformedPacketError.kind`)."""
+    refused: Counter[str] = field(default_factory=Counter)
+    """Requests answered with /rvcd/error, by address and reason."""
 
     def dropped(self) -> dict[str, int]:
         """Every drop and refusal by kind (for status and logs)."""
@@ -206,6 +214,9 @@ class OscServer:
         self.port = self.sock.getsockname()[1]
         self._reported = OscCounters()
         self._reported_at = time.monotonic()
+        self._changes: dict[str, tuple[Any, Any]] = {}
+        self._changed_by: set[str] = set()
+        self._changes_at = time.monotonic()
         self._threads = [
             threading.Thread(target=self._serve, name="rvcd-osc"),
             threading.Thread(target=self._meter_loop, name="rvcd-osc-meters"),
@@ -246,6 +257,8 @@ class OscServer:
             self.heartbeat = now = time.monotonic()
             if now - self._reported_at >= REPORT_EVERY_S:
                 self._report_drops(now)
+            if self._changes and now - self._changes_at >= CHANGES_EVERY_S:
+                self._log_changes(now)
             sock = self.sock
             try:
                 data, sender = sock.recvfrom(65536)
@@ -266,6 +279,10 @@ class OscServer:
         """One log line per kind of drop since the last report."""
         c, r = self.counters, self._reported
         interval = now - self._reported_at
+        refused = c.refused - r.refused
+        if refused:
+            detail = ", ".join(f"{what} x{n}" for what, n in refused.most_common(5))
+            log.warning("OSC: %d requests refused in %.0f s: %s", refused.total(), interval, detail)
         kinds = c.malformed_kinds - r.malformed_kinds
         if c.malformed > r.malformed:
             detail = ", ".join(f"{kind} {n}" for kind, n in kinds.most_common())
@@ -281,8 +298,34 @@ class OscServer:
             n = getattr(c, name) - getattr(r, name)
             if n:
                 log.warning("OSC: %d %s in %.0f s", n, what, interval)
-        self._reported = OscCounters(**{**vars(c), "malformed_kinds": Counter(c.malformed_kinds)})
+        self._reported = OscCounters(
+            **{**vars(c), "malformed_kinds": Counter(c.malformed_kinds), "refused": Counter(c.refused)}
+        )
         self._reported_at = now
+
+    def _set(self, name: str, value: Any, sender: tuple[str, int]) -> tuple[Any, bool]:
+        """Set a parameter for `sender` and note the change for the log."""
+        before = getattr(self.target.store.snapshot(), name)
+        stored, clamped = self.target.store.set(name, value)
+        if stored != before:
+            first = self._changes.get(name, (before, None))[0]
+            self._changes[name] = (first, stored)
+            self._changed_by.add(f"{sender[0]}:{sender[1]}")
+            log.debug("OSC %s:%d: %s = %s", sender[0], sender[1], name, stored)
+        return stored, clamped
+
+    def _log_changes(self, now: float) -> None:
+        """One info line for the changes since the last one (a fader sends dozens)."""
+
+        def show(v: Any) -> str:
+            if isinstance(v, bool):
+                return "on" if v else "off"
+            return f"{v:g}" if isinstance(v, float) else str(v)
+
+        changes = ", ".join(f"{k} {show(a)} -> {show(b)}" for k, (a, b) in self._changes.items() if a != b)
+        if changes:
+            log.info("OSC from %s: %s", ", ".join(sorted(self._changed_by)), changes)
+        self._changes, self._changed_by, self._changes_at = {}, set(), now
 
     def _send(self, address: tuple[str, int], osc_address: str, args: list[Any]) -> None:
         try:
@@ -337,6 +380,9 @@ class OscServer:
 
     def _error(self, reply: Reply, address: str, reason: str) -> None:
         self.counters.errors_replied += 1
+        if address:
+            self.counters.refused[f"{address}: {reason}"] += 1
+            log.debug("OSC: refused %s: %s", address, reason)
         reply(f"{PREFIX}/error", [address, reason])
 
     # -- address space --------------------------------------------------------------------
@@ -355,13 +401,13 @@ class OscServer:
             if norm and name not in FLOAT_PARAMS:
                 raise LookupError
             if name in FLOAT_PARAMS:
-                self._float_param(name, args, reply, norm)
+                self._float_param(name, args, reply, norm, sender)
             elif name == "speaker":
-                self._speaker(args, reply)
+                self._speaker(args, reply, sender)
             elif name == "bypass":
-                self._bypass(args, reply)
+                self._bypass(args, reply, sender)
             elif name == "f0_method":
-                self._f0_method(args, reply)
+                self._f0_method(args, reply, sender)
             elif name == "model":
                 self._model(args, reply)
             elif name == "status":
@@ -385,7 +431,15 @@ class OscServer:
             want = str(low) if low == high else f"{low}..{high}"
             raise ValueError(f"expected {want} argument(s), got {len(args)}")
 
-    def _float_param(self, name: str, args: list[Any], reply: Reply, norm: bool) -> None:
+    def _warn_if_idle(self, address: str, name: str, value: Any, reply: Reply) -> None:
+        """Tell the sender when the value it set changes nothing with the engine running."""
+        reason = self.target.no_effect(name, value)
+        if reason:
+            reply(f"{PREFIX}/warning", [address, reason])
+
+    def _float_param(
+        self, name: str, args: list[Any], reply: Reply, norm: bool, sender: tuple[str, int]
+    ) -> None:
         address = f"{PREFIX}/{name}" + ("/norm" if norm else "")
         self._arity(address, args, 0, 1)
         lo, hi = RANGES[name]
@@ -393,42 +447,44 @@ class OscServer:
             value = to_float(args[0])
             if norm:
                 value = lo + min(max(value, 0.0), 1.0) * (hi - lo)
-            stored, clamped = self.target.store.set(name, value)
+            stored, clamped = self._set(name, value, sender)
             if clamped:
                 reply(
                     f"{PREFIX}/warning", [address, f"{name} {value:g} clamped to {stored:g} ({lo:g}..{hi:g})"]
                 )
+            self._warn_if_idle(address, name, stored, reply)
         current = float(getattr(self.target.store.snapshot(), name))
         reply(address, [(current - lo) / (hi - lo) if norm else current])
 
-    def _speaker(self, args: list[Any], reply: Reply) -> None:
+    def _speaker(self, args: list[Any], reply: Reply, sender: tuple[str, int]) -> None:
         address = f"{PREFIX}/speaker"
         self._arity(address, args, 0, 1)
         if args:
             value = to_int(args[0])
             n = self.target.n_speakers()
-            clamped = value
             clamped = min(max(value, 0), (n - 1) if n is not None else MAX_SPEAKER)
             if clamped != value:
                 reply(f"{PREFIX}/warning", [address, f"speaker {value} clamped to {clamped}"])
-            self.target.store.set("speaker", clamped)
+            self._set("speaker", clamped, sender)
+            self._warn_if_idle(address, "speaker", clamped, reply)
         reply(address, [int(self.target.store.snapshot().speaker)])
 
-    def _bypass(self, args: list[Any], reply: Reply) -> None:
+    def _bypass(self, args: list[Any], reply: Reply, sender: tuple[str, int]) -> None:
         address = f"{PREFIX}/bypass"
         self._arity(address, args, 0, 1)
         if args:
-            self.target.store.set("bypass", to_bool(args[0]))
+            self._set("bypass", to_bool(args[0]), sender)
         reply(address, [int(self.target.store.snapshot().bypass)])
 
-    def _f0_method(self, args: list[Any], reply: Reply) -> None:
+    def _f0_method(self, args: list[Any], reply: Reply, sender: tuple[str, int]) -> None:
         address = f"{PREFIX}/f0_method"
         self._arity(address, args, 0, 1)
         if args:
             method = to_str(args[0])
             if method not in f0_methods():
                 raise ValueError(f"unknown f0 method {method!r}; choose one of {', '.join(f0_methods())}")
-            self.target.store.set("f0_method", method)
+            self._set("f0_method", method, sender)
+            self._warn_if_idle(address, "f0_method", method, reply)
         reply(address, [self.target.store.snapshot().f0_method])
 
     def _model(self, args: list[Any], reply: Reply) -> None:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from rvcd import __version__
 from rvcd.daemon.engines import ENGINE_KINDS, EngineSpec, build_engine
 from rvcd.daemon.tune import DEFAULT_MARGIN as TUNE_MARGIN
+from rvcd.dsp.engine_world import WORLD_F0_METHODS
 from rvcd.dsp.input_limits import MAX_AUDIO_RATE, MIN_AUDIO_RATE
 from rvcd.dsp.precision import DEFAULT_PRECISION, PRECISIONS
 from rvcd.dsp.stream_params import GATE_OFF_DB, MAX_SPEAKER, RANGES, StreamParams
@@ -33,6 +37,23 @@ log = logging.getLogger("rvcd")
 
 class CliError(Exception):
     """A user-facing error: printed as one line, exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that suggests the closest option or command for a misspelt one."""
+
+    def error(self, message: str) -> NoReturn:
+        words: list[str] = []
+        known: list[str] = []
+        unknown = re.match(r"unrecognized arguments: (.*)", message)
+        choice = re.match(r"argument \S+: invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if unknown:
+            words = [w.split("=")[0] for w in unknown.group(1).split() if w.startswith("-")]
+            known = [o for action in self._actions for o in action.option_strings]
+        elif choice:
+            words, known = [choice.group(1)], re.findall(r"'([^']*)'", choice.group(2))
+        hints = [f"{w}: did you mean {m[0]}?" for w in words if (m := difflib.get_close_matches(w, known, 1))]
+        super().error("; ".join([message, *hints]))
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -116,7 +137,32 @@ def _check_output(out: Path, force: bool) -> Path:
     return out
 
 
+RVC_ONLY_DEFAULTS: dict[str, Any] = {
+    "index": None,
+    "hubert": None,
+    "rmvpe": None,
+    "speaker": 0,
+    "index_rate": 0.75,
+    "protect": 0.33,
+    "precision": DEFAULT_PRECISION,
+}
+"""`convert` options only the RVC engine uses, with their defaults: left unset by argparse
+so that giving one to the WORLD engine can be refused instead of silently ignored."""
+
+
 def _check_convert_args(args: argparse.Namespace) -> Path:
+    if args.engine == "world":
+        given = [f"--{k.replace('_', '-')}" for k in RVC_ONLY_DEFAULTS if getattr(args, k) is not None]
+        if args.f0_method not in (None, *WORLD_F0_METHODS):
+            given.append(f"--f0-method {args.f0_method}")
+        if given:
+            args.parser.error(
+                f"{', '.join(given)}: only the RVC engine uses this; the WORLD engine runs without "
+                "--model (give --model and --hubert to convert with a voice model)"
+            )
+    for key, default in RVC_ONLY_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, default)
     out = _check_output(Path(args.output), args.force)
     if args.engine == "rvc" and args.model is None:
         raise CliError("--model is required for the rvc engine (or use --engine world)")
@@ -186,6 +232,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     models = getattr(engine, "models", None)
     if models is not None:
         models.check_speaker(args.speaker)
+        if not models.voice.f0 and (args.pitch or args.f0_method):
+            args.parser.error(
+                f"{args.model} takes no pitch (a no-f0 model): --pitch and --f0-method cannot change it"
+            )
     with tqdm(
         total=1, unit="block", desc=f"converting {Path(args.input).name}", disable=None, file=sys.stderr
     ) as bar:
@@ -208,10 +258,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             )
             out_rate = models.voice.sample_rate
         else:
-            if rate % 100:
-                audio, rate = resample(audio, rate, 48000), 48000
-            shape = StreamShape.from_seconds(rate, args.block, args.crossfade, args.extra)
-            converted = Streamer(engine, shape).run(audio, params, progress)
+            # The streamer works in 10 ms frames: a rate that is not a multiple of 100 Hz
+            # streams at 48 kHz and comes back at the input's rate.
+            stream_rate = rate if rate % 100 == 0 else 48000
+            shape = StreamShape.from_seconds(stream_rate, args.block, args.crossfade, args.extra)
+            converted = Streamer(engine, shape).run(resample(audio, rate, stream_rate), params, progress)
+            converted = resample(converted, stream_rate, rate)
             out_rate = rate
     _write_atomically(out, converted, out_rate)
     print(f"wrote {out} ({len(converted) / out_rate:.2f} s at {out_rate} Hz)", file=sys.stderr)
@@ -316,11 +368,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rvcd.daemon.logs import setup_logging
     from rvcd.daemon.service import Daemon, StartupInterrupted
 
+    overrides = {
+        key: value
+        for key, value in (
+            ("osc.port", args.port),
+            ("jack.client_name", args.client_name),
+            ("jack.server_name", args.server),
+            ("jack.connect_inputs", args.connect_in),
+            ("jack.connect_outputs", args.connect_out),
+        )
+        if value is not None
+    }
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, overrides)
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
     setup_logging("debug" if args.verbose else cfg.log.level)
+    if overrides:
+        log.info(
+            "command-line settings over %s: %s",
+            cfg.source,
+            ", ".join(f"{k}={v}" for k, v in overrides.items()),
+        )
     daemon = Daemon(cfg)
     daemon.handle_signals()
     if getattr(args, "early_reload", None):
@@ -430,7 +499,7 @@ def _add_precision_arg(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rvcd",
         description=(
             "Real-time RVC voice conversion for JACK/PipeWire, driven over OSC.\n\n"
@@ -441,7 +510,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--version", action="version", version=f"rvcd {__version__}")
+    # -v after the command too (`rvcd run -v`); SUPPRESS keeps a -v before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    class _Commands:
+        """`add_parser` with the common options, recording each command's parser."""
+
+        @staticmethod
+        def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+            p = commands.add_parser(name, parents=[common], **kwargs)
+            p.set_defaults(parser=p)
+            return p
+
+    sub = _Commands()
 
     p = sub.add_parser(
         "run",
@@ -455,6 +541,23 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_config_arg(p)
+    p.add_argument(
+        "--port", type=_number(int, 0, 65535), help="OSC port for this run (osc.port; 0 = any free)"
+    )
+    p.add_argument("--client-name", help="JACK client name for this run (jack.client_name)")
+    p.add_argument("--server", help="JACK server name for this run (jack.server_name)")
+    p.add_argument(
+        "--connect-in",
+        action="append",
+        metavar="PORT",
+        help="connect this JACK output port (regex) to in_1, repeat for in_2... (jack.connect_inputs)",
+    )
+    p.add_argument(
+        "--connect-out",
+        action="append",
+        metavar="PORT",
+        help="connect out_1 to this JACK input port (regex), repeat for out_2... (jack.connect_outputs)",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
@@ -522,8 +625,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, default, what in (
         ("pitch", 0.0, "pitch shift, semitones"),
         ("formant", 0.0, "formant shift, semitones"),
-        ("index_rate", 0.75, "retrieval blend"),
-        ("protect", 0.33, "offline path: share of raw features kept in unvoiced frames (0.5 = off)"),
+        ("index_rate", RVC_ONLY_DEFAULTS["index_rate"], "retrieval blend"),
+        (
+            "protect",
+            RVC_ONLY_DEFAULTS["protect"],
+            "offline path: raw features kept in unvoiced frames (0.5 = off)",
+        ),
         ("rms_mix", 1.0, "loudness envelope: 0 = the input's, 1 = the converted voice's own"),
         ("gate", GATE_OFF_DB, f"input gate threshold, dBFS ({GATE_OFF_DB:g} = off)"),
     ):
@@ -531,16 +638,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             f"--{name.replace('_', '-')}",
             type=_param(name),
-            default=default,
+            default=None if name in RVC_ONLY_DEFAULTS else default,
             help=f"{what}, {lo:g}..{hi:g} (default {default:g})",
         )
-    p.add_argument("--speaker", type=_number(int, 0, MAX_SPEAKER), default=0, help="speaker id (default 0)")
+    p.add_argument("--speaker", type=_number(int, 0, MAX_SPEAKER), help="speaker id (default 0)")
     _add_stream_shape_args(p)
     p.add_argument("--offline", action="store_true", help="RVC's whole-file path instead of the streamer")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     _add_precision_arg(p)
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
-    p.set_defaults(func=_cmd_convert)
+    p.set_defaults(func=_cmd_convert, precision=None)
 
     p = sub.add_parser(
         "bench",
@@ -623,6 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     isub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
     b = isub.add_parser(
         "build",
+        parents=[common],
         help="build a faiss index from content features",
         description=(
             "Build an IVF,Flat faiss index the way RVC's training does, from FEATURES: one\n"
@@ -633,13 +741,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("features", help=".npy file or directory of .npy files")
     b.add_argument("output", help="index file to write")
     b.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
-    b.set_defaults(func=_cmd_index_build)
+    b.set_defaults(func=_cmd_index_build, parser=b)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        parser.print_help()
+        return EXIT_OK
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(extras)}")
     if args.func is _cmd_run:
         _defer_sighup(args)
     logging.basicConfig(

@@ -7,7 +7,7 @@ errors. Relative paths are resolved against the configuration file's directory.
 from __future__ import annotations
 
 import logging
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,8 @@ class Config:
     models_dir: Path | None = None
     log: LogConfig = field(default_factory=LogConfig)
     source: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Dotted keys set on the command line over the file (kept across reloads)."""
 
     def engine_spec(self) -> EngineSpec:
         e = self.engine
@@ -291,8 +293,22 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a configuration file."""
+def _override(data: Any, overrides: dict[str, Any]) -> Any:
+    """`data` (parsed YAML) with dotted keys replaced, e.g. {"osc.port": 0}."""
+    if not overrides:
+        return data
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in (data or {}).items()}
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        if not isinstance(merged.get(section, {}), dict):
+            raise ConfigError(f"{section}: expected a mapping of keys, got {merged[section]!r}")
+        merged.setdefault(section, {})[name] = value
+    return merged
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read and validate a configuration file, with `overrides` (dotted keys from the
+    command line) applied over it and validated like the rest."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -306,6 +322,7 @@ def load_config(path: str | Path) -> Config:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from exc
     try:
-        return parse_config(data, path.resolve().parent, path)
+        cfg = parse_config(_override(data, overrides or {}), path.resolve().parent, path)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    return replace(cfg, overrides=dict(overrides or {}))

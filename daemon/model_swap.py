@@ -66,12 +66,12 @@ class SwapRequest:
 
 
 class ModelSwapper:
-    """Serialised background loads; `install(engine, label)` performs the swap."""
+    """Serialised background loads; `install(engine, label, index)` performs the swap."""
 
     def __init__(
         self,
         build: Callable[[Path, Path | None], Engine],
-        install: Callable[[Engine, str], None],
+        install: Callable[[Engine, str, Path | None], None],
     ) -> None:
         self._build = build
         self._install = install
@@ -134,7 +134,7 @@ class ModelSwapper:
         if self._stop.is_set():
             return
         loaded = time.monotonic()
-        self._install(engine, req.label)
+        self._install(engine, req.label, req.index)
         report = {
             "load_s": loaded - began,
             "swap_s": time.monotonic() - loaded,

@@ -32,8 +32,10 @@ from rvcd.daemon.jack_io import JackIO, JackLostError, JackUnavailableError
 from rvcd.daemon.model_swap import ModelSwapper, build_rvc_engine
 from rvcd.daemon.pipeline import Pipeline
 from rvcd.daemon.sdnotify import Notifier
+from rvcd.dsp.engine_world import WORLD_F0_METHODS, WorldEngine
 from rvcd.dsp.precision import describe as describe_precision
 from rvcd.dsp.safe_load import ModelFileError, set_size_limit
+from rvcd.dsp.stream_params import StreamParams
 from rvcd.dsp.streamer import Engine, Streamer, StreamShape
 
 log = logging.getLogger("rvcd")
@@ -96,6 +98,7 @@ class Daemon:
         self._starting = False
         self._hung_reported = False
         self.model_label = cfg.engine.model.name if cfg.engine.model else ""
+        self.index_label = cfg.engine.index.name if cfg.engine.index else ""
         self.osc: OscServer | None = None
         self.swapper = ModelSwapper(self._build_swap_engine, self._install_engine)
         torch.set_num_threads(cfg.engine.worker_threads())
@@ -123,7 +126,7 @@ class Daemon:
         p = self.pipeline
         stats = p.stats() if p else None
         return {
-            "params": self.store.snapshot(),
+            "params": self.effective_params(),
             "engine": self.engine.name,
             "model": self.model_label,
             "rate": self.jack.rate if self.jack else 0,
@@ -159,6 +162,32 @@ class Daemon:
             "latency_ms": 1000 * self.latency_seconds(),
             "load": p.stats().load if p else 0.0,
         }
+
+    def effective_params(self) -> StreamParams:
+        """The parameters as they act on the running engine (the WORLD engine's pitch
+        estimator is dio or harvest whatever else was asked for)."""
+        params = self.store.snapshot()
+        if isinstance(self.engine, WorldEngine):
+            params = params.with_changes(f0_method=self.engine.effective_f0(params))
+        return params
+
+    def no_effect(self, name: str, value: Any) -> str | None:
+        """Why setting `name` to `value` changes nothing with the running engine, or None."""
+        engine = self.engine
+        if isinstance(engine, WorldEngine):
+            if name in ("index_rate", "speaker", "protect"):
+                return f"{name} has no effect on the WORLD engine (it needs an RVC voice model)"
+            if name == "f0_method" and value not in WORLD_F0_METHODS:
+                return f"the WORLD engine estimates pitch with dio or harvest; it keeps {engine.f0_method}"
+            return None
+        models = getattr(engine, "models", None)
+        if models is None:
+            return None
+        if name == "index_rate" and models.index is None and value > 0:
+            return f"index_rate has no effect: {self.model_label} runs without a retrieval index"
+        if name in ("pitch", "f0_method") and not models.voice.f0:
+            return f"{name} has no effect: {self.model_label} takes no pitch (a no-f0 model)"
+        return None
 
     def n_speakers(self) -> int | None:
         models = getattr(self.engine, "models", None)
@@ -196,17 +225,49 @@ class Daemon:
         if not np.isfinite(out).all():
             raise ModelFileError(f"{what}: loads, but its first block gives NaN or infinite samples")
 
-    def _install_engine(self, engine: Engine, label: str) -> None:
+    def _install_engine(self, engine: Engine, label: str, index: Path | None) -> None:
         pipeline = self.pipeline
         if pipeline is not None and not pipeline.swap_engine(engine):
             log.warning("the worker did not take model %s within 30 s", label)
         self.engine = engine
         self.model_label = label
+        self.index_label = index.name if index else ""
         models = getattr(engine, "models", None)
         if models is not None:
             n = models.voice.meta.n_speakers
             if self.store.snapshot().speaker >= n:
                 self.store.set("speaker", n - 1)
+        log.info("running: %s", self.setup_line())
+
+    def setup_line(self) -> str:
+        """Everything that is running, in one line for the log: engine, model, files,
+        pitch estimator, precision, stream shape, latency, JACK client and OSC."""
+        e = self.cfg.engine
+        models = getattr(self.engine, "models", None)
+        parts = [f"engine {self.engine.name}"]
+        if models is not None:
+            voice = models.voice
+            kind = f"{voice.version}, {voice.sample_rate} Hz, {'f0' if voice.f0 else 'no f0'}"
+            parts += [
+                f"model {self.model_label} ({kind}, {voice.meta.n_speakers} speaker(s))",
+                f"index {self.index_label or 'none'}",
+                f"content encoder {e.hubert}",
+                f"f0 {self.store.snapshot().f0_method}" + (f" ({e.rmvpe})" if e.rmvpe else ""),
+                describe_precision(e.precision, e.device),
+            ]
+        else:
+            parts.append(f"f0 {self.effective_params().f0_method}")
+        parts.append(f"device {e.device}, {torch.get_num_threads()} thread(s)")
+        shape = f"block {e.block:g} s, extra {e.extra:g} s, crossfade {e.crossfade:g} s"
+        parts.append(f"{shape}, headroom {e.headroom:g} s")
+        if self.jack is not None and self.pipeline is not None:
+            j = self.jack
+            lat = self.pipeline.latency
+            ms = 1000 * lat / j.rate
+            client = f"JACK '{j.name}' {j.rate} Hz period {j.period}"
+            parts.append(f"{client}, latency {lat} samples ({ms:.1f} ms)")
+        parts.append(f"OSC {self.osc.settings.bind} port {self.osc.port}" if self.osc else "OSC off")
+        return "; ".join(parts)
 
     def _status_line(self) -> str:
         s = self.status()
@@ -333,6 +394,7 @@ class Daemon:
             self._starting = False
         if self._stop.is_set():
             raise StartupInterrupted("stop requested while starting")
+        log.info("running: %s", self.setup_line())
         self.notifier.ready(self._status_line())
 
     def stop(self) -> None:
@@ -365,7 +427,7 @@ class Daemon:
             log.warning("reload requested but the configuration did not come from a file")
             return False
         try:
-            new = load_config(self.cfg.source)
+            new = load_config(self.cfg.source, self.cfg.overrides)
             changed = changed_keys(self.cfg, new)
             self._apply(new, changed)
         except (ConfigError, ModelFileError, OscBindError) as exc:
@@ -378,6 +440,7 @@ class Daemon:
             return False
         if changed:
             log.info("configuration reloaded from %s: applied %s", new.source, ", ".join(changed))
+            log.info("running: %s", self.setup_line())
         else:
             log.info("configuration reloaded from %s: nothing changed", new.source)
         return True
@@ -408,6 +471,7 @@ class Daemon:
         self.cfg = new
         if rebuild:
             self.model_label = new.engine.model.name if new.engine.model else ""
+            self.index_label = new.engine.index.name if new.engine.index else ""
         if "engine.threads" in changed:
             torch.set_num_threads(new.engine.worker_threads())
         if "log.level" in changed and logging.getLogger().level == logging.getLevelName(

@@ -35,13 +35,20 @@ def warp_envelope(sp: np.ndarray, factor: float) -> np.ndarray:
     return np.ascontiguousarray(sp[:, i0] * (1 - w) + sp[:, i1] * w)
 
 
+WORLD_F0_METHODS = ("dio", "harvest")
+"""The pitch estimators the WORLD engine can use."""
+
+
 class WorldEngine:
-    """Pitch/formant shifting by WORLD analysis-resynthesis, block by block."""
+    """Pitch/formant shifting by WORLD analysis-resynthesis, block by block.
+
+    `f0_method` is the default estimator; a block whose parameters name dio or harvest
+    uses that one instead (the others are RVC's and do not apply)."""
 
     name = "world"
 
     def __init__(self, f0_method: str = "dio") -> None:
-        if f0_method not in ("dio", "harvest"):
+        if f0_method not in WORLD_F0_METHODS:
             raise ValueError(f"the WORLD engine estimates pitch with 'dio' or 'harvest', not {f0_method!r}")
         self.f0_method = f0_method
         self.rate = 0
@@ -59,10 +66,14 @@ class WorldEngine:
     def fork(self) -> WorldEngine:
         return WorldEngine(self.f0_method)
 
+    def effective_f0(self, params: StreamParams) -> str:
+        """The estimator a block with `params` uses."""
+        return params.f0_method if params.f0_method in WORLD_F0_METHODS else self.f0_method
+
     def convert(self, window: np.ndarray, params: StreamParams, timings: dict[str, float]) -> np.ndarray:
         seg = window[-(self.tail + self.context) :].astype(np.float64)
         t0 = time.perf_counter()
-        analyse = pyworld.harvest if self.f0_method == "harvest" else pyworld.dio
+        analyse = pyworld.harvest if self.effective_f0(params) == "harvest" else pyworld.dio
         f0, t = analyse(seg, self.rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
         f0 = pyworld.stonemask(seg, f0, t, self.rate)
         t1 = time.perf_counter()

@@ -57,7 +57,7 @@ def test_convert_produces_audio(
     else:
         args += ["--extra", "0.5"]
         rate = 44100
-    args += ["--hubert", str(d / "hubert"), "--pitch", "5"]
+    args += ["--hubert", str(d / "hubert")] + (["--pitch", "5"] if f0 else [])
     if use_index:
         args += ["--index", str(d / "voice.index"), "--index-rate", "0.6"]
     if method:
@@ -214,3 +214,57 @@ def test_written_files_take_the_umask_or_keep_their_mode(tmp_path):
     assert stat.S_IMODE((tmp_path / "new.wav").stat().st_mode) == 0o640
     assert stat.S_IMODE(existing.stat().st_mode) == 0o604
     assert sf.info(existing).samplerate == 16000
+
+
+def test_command_line_norms(tmp_path, capsys):
+    assert main([]) == 0
+    assert "usage: rvcd" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("rvcd ")
+    src = _wav_claiming(tmp_path / "in.wav", 16000)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["convert", str(src), str(tmp_path / "o.wav"), "--pich", "2"])
+    assert exit_info.value.code == 2
+    assert "--pich: did you mean --pitch?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["covnert"])
+    assert "did you mean convert?" in capsys.readouterr().err
+    assert main(["convert", "-v", str(src), str(tmp_path / "o.wav")]) == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--index", "x.index"],
+        ["--speaker", "3"],
+        ["--f0-method", "rmvpe"],
+        ["--precision", "bf16"],
+        ["--index-rate", "0.5"],
+    ],
+)
+def test_options_the_world_engine_cannot_use_are_refused(tmp_path, capsys, options):
+    src = _wav_claiming(tmp_path / "in.wav", 16000)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["convert", str(src), str(tmp_path / "o.wav"), *options])
+    assert exit_info.value.code == 2
+    assert "only the RVC engine uses this" in capsys.readouterr().err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_pitch_on_a_no_f0_model_is_refused(tiny_models, tmp_path, capsys):
+    d = tiny_models("v2", 32000, False)
+    src = _wav_claiming(tmp_path / "in.wav", 16000)
+    args = ["convert", str(src), str(tmp_path / "o.wav"), "--model", str(d / "voice.pth")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--hubert", str(d / "hubert"), "--pitch", "3"])
+    assert exit_info.value.code == 2
+    assert "takes no pitch (a no-f0 model)" in capsys.readouterr().err
+
+
+def test_output_keeps_the_input_rate(tmp_path):
+    src = tmp_path / "in22.wav"
+    sf.write(src, noisy_tone(220.0, 1.0, rate=22050), 22050)
+    assert main(["convert", str(src), str(tmp_path / "o.wav"), "--pitch", "3"]) == 0
+    info = sf.info(tmp_path / "o.wav")
+    assert info.samplerate == 22050 and abs(info.frames - 22050) <= 1

@@ -582,3 +582,22 @@ def test_the_watchdog_stops_when_the_osc_thread_hangs(tmp_path, server, monkeypa
         serving.join(timeout=10)
         probe.close()
         listener.close()
+
+
+def test_the_log_tells_what_runs(tmp_path, server, caplog):
+    with caplog.at_level(logging.INFO, logger="rvcd"):
+        d = Daemon(load_config(_config(tmp_path, server)))
+        d.start()
+        d.stop()
+    running = [r.getMessage() for r in caplog.records if r.getMessage().startswith("running: ")]
+    assert running, caplog.text
+    line = running[0]
+    for part in (
+        "engine world",
+        "f0 dio",
+        "device cpu",
+        "block 0.1 s, extra 0.1 s, crossfade 0.02 s, headroom 0.2 s",
+        f"JACK 'rvcd' {RATE} Hz period {PERIOD}, latency",
+        "OSC off",
+    ):
+        assert part in line, (part, line)

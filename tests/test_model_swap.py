@@ -234,3 +234,18 @@ def test_stop_during_a_load_is_bounded(rvc, models):
     began = time.monotonic()
     d.stop()
     assert time.monotonic() - began < 3.0
+
+
+def test_pitch_on_a_no_f0_model_is_answered_with_a_warning(rvc, models):
+    d, probe, _ = rvc
+    test_models.write_voice_model(models / "models" / "nof0.pth", "v2", 40000, False, seed=3)
+    replies = probe.ask("/rvcd/model", "nof0.pth", timeout=0.1) + probe.replies(
+        20.0, until=("/rvcd/model/loaded",)
+    )
+    assert any(a == "/rvcd/model/loaded" for a, _ in replies)
+    replies = probe.ask("/rvcd/pitch", 4.0)
+    assert any(a == "/rvcd/warning" and "takes no pitch" in args[1] for a, args in replies), replies
+    replies = probe.ask("/rvcd/index_rate", 0.5)
+    assert any(a == "/rvcd/warning" and "without a retrieval index" in args[1] for a, args in replies), (
+        replies
+    )

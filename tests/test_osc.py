@@ -363,7 +363,10 @@ def test_an_integer_out_of_range_is_refused_and_replies_never_break(world):
     assert _status_answers(probe)
     replies = probe.ask("/rvcd/speaker", 70000)
     assert _value(replies, "/rvcd/speaker") == [65535]
-    assert "clamped" in _value(replies, "/rvcd/warning")[1]
+    warnings = [args[1] for a, args in replies if a == "/rvcd/warning"]
+    assert any("clamped" in w for w in warnings) and any(
+        "no effect on the WORLD engine" in w for w in warnings
+    )
     assert _status_answers(probe)
     # A stored value too big for OSC's 32-bit int is sent as a 64-bit one, not dropped.
     d.store.set("speaker", 2**40)
@@ -507,3 +510,50 @@ def test_fuzzed_datagrams_while_audio_flows(tmp_path):
         rig.close()
         d.stop()
         server.stop()
+
+
+# -- what the log and the replies tell the operator ------------------------------------------
+
+
+def test_osc_changes_are_logged_coalesced(world, caplog, monkeypatch):
+    d, probe = world
+    monkeypatch.setattr(osc_server, "CHANGES_EVERY_S", 0.3)
+    with caplog.at_level(logging.INFO, logger="rvcd.osc"):
+        for k in range(30):  # a fader move
+            probe.send("/rvcd/pitch", k / 6)
+        probe.send("/rvcd/bypass", 1)
+        probe.replies(0.5)
+        time.sleep(0.6)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("OSC from")]
+    assert len(lines) <= 2, lines
+    assert any("pitch 0 -> 4.83333" in line and "bypass off -> on" in line for line in lines), lines
+
+
+def test_refusals_are_logged_at_warning(world, caplog, monkeypatch):
+    _, probe = world
+    monkeypatch.setattr(osc_server, "REPORT_EVERY_S", 0.2)
+    with caplog.at_level(logging.WARNING, logger="rvcd.osc"):
+        for _ in range(3):
+            probe.ask("/rvcd/nosuch", 1.0)
+        probe.ask("/rvcd/pitch", "high")
+        time.sleep(0.5)
+    assert "requests refused" in caplog.text
+    assert "/rvcd/nosuch: unknown address x" in caplog.text
+    assert "/rvcd/pitch: expected a number" in caplog.text
+
+
+def test_settings_without_effect_are_answered_with_a_warning(world):
+    d, probe = world
+
+    def warnings(replies):
+        return [args[1] for a, args in replies if a == "/rvcd/warning"]
+
+    assert "no effect on the WORLD engine" in warnings(probe.ask("/rvcd/index_rate", 0.5))[0]
+    assert "dio or harvest" in warnings(probe.ask("/rvcd/f0_method", "rmvpe"))[0]
+    status = dict(zip(*[iter(_value(probe.ask("/rvcd/status"), "/rvcd/status"))] * 2, strict=True))
+    assert status["f0_method"] == "dio", "status reports the estimator in effect"
+    assert warnings(probe.ask("/rvcd/f0_method", "harvest")) == []
+    status = dict(zip(*[iter(_value(probe.ask("/rvcd/status"), "/rvcd/status"))] * 2, strict=True))
+    assert status["f0_method"] == "harvest"
+    assert d.engine.effective_f0(d.store.snapshot()) == "harvest"
+    assert warnings(probe.ask("/rvcd/pitch", 3.0)) == []
