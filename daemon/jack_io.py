@@ -3,7 +3,9 @@
 The process callback hands the port buffers to the current `Pipeline.io` (or writes
 silence while there is none, e.g. during a reconfiguration); server events (shutdown,
 sample-rate and buffer-size changes, xruns) only set flags and counters for the service
-loop to act on.
+loop to act on. Connections to rvcd's ports, made by anyone (a patchbay, jack_connect,
+the configuration), are followed as they change, so that a new client (after a
+reconfiguration or a server restart) can restore them.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class JackIO:
         self.server_gone = threading.Event()
         self.reconfigure = threading.Event()
         self._latency = latency
+        self._patch: set[tuple[str, str]] = set()
+        self._patch_lock = threading.Lock()
         try:
             self.client = jack.Client(cfg.client_name, servername=cfg.server_name, no_start_server=True)
         except jack.JackOpenError as exc:
@@ -71,6 +75,7 @@ class JackIO:
         self.client.set_shutdown_callback(self._shutdown)
         self.client.set_samplerate_callback(self._samplerate)
         self.client.set_blocksize_callback(self._blocksize)
+        self.client.set_port_connect_callback(self._port_connect)
         self._latency_reporter = LatencyReporter(self.client, self.inputs, self.outputs, latency)
 
     @property
@@ -84,6 +89,56 @@ class JackIO:
                 port.get_array().fill(0.0)
             return
         pipeline.io([p.get_array() for p in self.inputs], [p.get_array() for p in self.outputs], frames)
+
+    def _port_connect(self, a: jack.Port, b: jack.Port, connected: bool) -> None:
+        """JACK's notification thread: note a connection to or from one of our ports."""
+        prefix = self.client.name + ":"
+        try:
+            names = (a.name, b.name)
+        except jack.JackError:
+            return
+        for own, other in (names, names[::-1]):
+            if own.startswith(prefix) and not other.startswith(prefix):
+                entry = (own[len(prefix) :], other)
+                with self._patch_lock:
+                    if connected:
+                        self._patch.add(entry)
+                    else:
+                        self._patch.discard(entry)
+
+    def patch(self) -> set[tuple[str, str]]:
+        """The connections of our ports: (our port's short name, the other port's full name)."""
+        with self._patch_lock:
+            return set(self._patch)
+
+    def restore(self, patch: set[tuple[str, str]]) -> None:
+        """Connect again what `patch` (from an earlier client) held; log what came back and
+        what could not (a port that no longer exists)."""
+        restored, missing = [], []
+        ours = {p.shortname: p for p in self.inputs + self.outputs}
+        for own, other in sorted(patch):
+            port = ours.get(own)
+            try:
+                target = self.client.get_port_by_name(other) if port is not None else None
+            except jack.JackError:
+                target = None
+            if port is None or target is None:
+                missing.append(f"{own} - {other}")
+                continue
+            try:
+                if port.is_input:
+                    self.client.connect(target, port)
+                else:
+                    self.client.connect(port, target)
+            except jack.JackError as exc:
+                if "already exists" not in str(exc):
+                    missing.append(f"{own} - {other} ({exc})")
+                    continue
+            restored.append(f"{port.name} {'<-' if port.is_input else '->'} {other}")
+        if restored:
+            log.info("restored %d connection(s): %s", len(restored), ", ".join(restored))
+        if missing:
+            log.warning("could not restore %d connection(s): %s", len(missing), ", ".join(missing))
 
     def _xrun(self, delay: float) -> None:
         self.xruns += 1

@@ -86,6 +86,8 @@ class Daemon:
         set_size_limit(cfg.engine.max_model_mb)
         self.engine = engine or build_engine(cfg.engine_spec())
         self.jack: JackIO | None = None
+        self._patch: set[tuple[str, str]] = set()
+        """Connections of our ports when the last client went away, restored on the next."""
         self.pipeline: Pipeline | None = None
         self.counters = Counters()
         self.started_at = time.monotonic()
@@ -313,6 +315,7 @@ class Daemon:
         jack_io.activate()
         self.jack = jack_io
         jack_io.update_latency()
+        jack_io.restore(self._patch)
         log.info(
             "JACK client '%s' active at %d Hz, period %d: %d channel(s), engine %s, block %.3f s, "
             "latency %d samples (%.1f ms), warm-up %.0f ms",
@@ -338,6 +341,7 @@ class Daemon:
 
     def _disconnect(self) -> None:
         if self.jack is not None:
+            self._patch = self.jack.patch()
             self.counters.xruns += self.jack.xruns
             self.jack.pipeline = None
             self.jack.close()

@@ -601,3 +601,53 @@ def test_the_log_tells_what_runs(tmp_path, server, caplog):
         "OSC off",
     ):
         assert part in line, (part, line)
+
+
+def _reload_and_wait(d: Daemon, done, timeout: float = 20.0) -> None:
+    """Ask the serve loop for a reload (as SIGHUP does) and wait until `done()`."""
+    d.request_reload()
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert done(), "the reload did not take effect"
+    time.sleep(0.3)
+
+
+def test_connections_made_by_anyone_survive_a_reconfiguration(tmp_path, server, caplog):
+    """A patch made with jack_connect (here: another client) comes back after a buffer-size
+    change and after a reload that changes the block."""
+    cfg = _config(tmp_path, server)
+    d = Daemon(load_config(cfg))
+    patchbay = jack.Client("patchbay", servername=server.name, no_start_server=True)
+    src = patchbay.outports.register("src")
+    dst = patchbay.inports.register("dst")
+    patchbay.activate()
+
+    def patched() -> set[str]:
+        return {p.name for p in patchbay.get_all_connections(src)} | {
+            p.name for p in patchbay.get_all_connections(dst)
+        }
+
+    try:
+        with _serving(d), caplog.at_level(logging.INFO, logger="rvcd.jack"):
+            patchbay.connect(src, "rvcd:in_1")
+            patchbay.connect("rvcd:out_1", dst)
+            time.sleep(0.3)
+            env = {**os.environ, "JACK_DEFAULT_SERVER": server.name}
+            subprocess.run(["jack_bufsize", "512"], env=env, check=True, capture_output=True, timeout=20)
+            deadline = time.monotonic() + 20
+            while (d.pipeline is None or d.pipeline.period != 512) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.3)
+            assert patched() == {"rvcd:in_1", "rvcd:out_1"}, "restored after the buffer-size change"
+            assert "restored 2 connection(s)" in caplog.text
+            cfg.write_text(cfg.read_text().replace("block: 0.1", "block: 0.2"))
+            _reload_and_wait(d, lambda: d.pipeline is not None and d.pipeline.shape.block == RATE // 5)
+            assert patched() == {"rvcd:in_1", "rvcd:out_1"}, "restored after a reload that rebuilt the client"
+            patchbay.disconnect(src, "rvcd:in_1")
+            time.sleep(0.3)
+            cfg.write_text(cfg.read_text().replace("block: 0.2", "block: 0.1"))
+            _reload_and_wait(d, lambda: d.pipeline is not None and d.pipeline.shape.block == RATE // 10)
+            assert patched() == {"rvcd:out_1"}, "a connection removed by hand stays removed"
+    finally:
+        patchbay.close()
