@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import inspect
 import json
 import logging
 import math
@@ -28,9 +29,6 @@ from rvcd.dsp.streamer import SHAPE_RANGES, Streamer, StreamShape
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-DEFAULT_CONFIG = Path(
-    os.environ.get("RVCD_CONFIG", Path(__file__).resolve().parent.parent / "configs" / "default.yaml")
-)
 
 log = logging.getLogger("rvcd")
 
@@ -314,13 +312,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from rvcd.daemon import tune
-    from rvcd.daemon.config import ConfigError, load_config
     from rvcd.dsp.precision import describe as describe_precision
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from exc
+    cfg = _load_config(args)
     if args.write is not None and args.write.exists() and not args.force:
         raise CliError(f"{args.write}: already exists (use --force to overwrite)")
     precisions = args.precision or tune.precisions_to_try(cfg)
@@ -363,7 +357,6 @@ def _defer_sighup(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from rvcd.daemon.config import ConfigError, load_config
     from rvcd.daemon.jack_io import JackUnavailableError
     from rvcd.daemon.logs import setup_logging
     from rvcd.daemon.service import Daemon, StartupInterrupted
@@ -379,11 +372,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
-    try:
-        cfg = load_config(args.config, overrides)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from exc
+    cfg = _load_config(args, overrides)
     setup_logging("debug" if args.verbose else cfg.log.level)
+    log.info("configuration %s (%s)", cfg.source, args.config_why)
     if overrides:
         log.info(
             "command-line settings over %s: %s",
@@ -411,6 +402,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_index_build(args: argparse.Namespace) -> int:
+    """Build an IVF,Flat faiss index the way RVC's training does, from FEATURES: one
+    .npy array [rows, dim] or a directory of them (RVC's 3_feature256/768)."""
     import numpy as np
 
     from rvcd.dsp.retrieval import build_index
@@ -482,8 +475,49 @@ def _add_stream_shape_args(p: argparse.ArgumentParser) -> None:
 
 def _add_config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--config", type=Path, default=DEFAULT_CONFIG, help=f"YAML configuration (default {DEFAULT_CONFIG})"
+        "--config",
+        type=Path,
+        help=(
+            "YAML configuration (default: $RVCD_CONFIG, else ~/.config/rvcd/config.yaml if it "
+            "exists, else the packaged default: the WORLD engine)"
+        ),
     )
+
+
+def _load_config(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Any:
+    """The configuration `--config` or the search order names (see `config_paths`)."""
+    from rvcd.daemon.config import ConfigError, load_config
+    from rvcd.daemon.config_paths import find_config
+
+    path, why = find_config(args.config)
+    try:
+        cfg = load_config(path, overrides)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    log.debug("configuration %s (%s)", path, why)
+    args.config_why = why
+    return cfg
+
+
+def _cmd_config_init(args: argparse.Namespace) -> int:
+    """Write a copy of the packaged default configuration (the WORLD engine), or with
+    --rvc the RVC example with every key explained, to PATH (default
+    ~/.config/rvcd/config.yaml, which `rvcd run` then finds by itself)."""
+    from rvcd.daemon.config_paths import packaged, user_config
+
+    out = Path(args.path) if args.path else user_config()
+    source = packaged("rvc-example.yaml" if args.rvc else "default.yaml")
+    if out.exists() and not args.force:
+        raise CliError(f"{out}: already exists (use --force to overwrite)")
+    if out.exists() and not out.is_file():
+        raise CliError(f"{out}: is not a regular file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = source.read_text()
+    if args.rvc:  # relative to the copy the example's ../models would point nowhere useful
+        text = text.replace("../models", "~/rvc-models")
+    out.write_text(text)
+    print(f"wrote {out} (a copy of {source.name}); edit it, then: rvcd run --config {out}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _add_precision_arg(p: argparse.ArgumentParser) -> None:
@@ -528,6 +562,21 @@ def build_parser() -> argparse.ArgumentParser:
             return p
 
     sub = _Commands()
+
+    def action(
+        group: Any, name: str, func: Callable[[argparse.Namespace], int], summary: str
+    ) -> argparse.ArgumentParser:
+        """An action of a command group (`rvcd index build`), with the common options;
+        its description is `func`'s docstring."""
+        p = group.add_parser(
+            name,
+            parents=[common],
+            help=summary,
+            description=inspect.cleandoc(func.__doc__ or summary),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(func=func, parser=p)
+        return p
 
     p = sub.add_parser(
         "run",
@@ -726,22 +775,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_tune)
 
+    p = sub.add_parser("config", help="configuration files")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    c = action(csub, "init", _cmd_config_init, "write an annotated configuration to edit")
+    c.add_argument("path", nargs="?", help="where to write (default ~/.config/rvcd/config.yaml)")
+    c.add_argument("--rvc", action="store_true", help="the RVC example with every key instead of the default")
+    c.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+
     p = sub.add_parser("index", help="retrieval index tools")
     isub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
-    b = isub.add_parser(
-        "build",
-        parents=[common],
-        help="build a faiss index from content features",
-        description=(
-            "Build an IVF,Flat faiss index the way RVC's training does, from FEATURES: one\n"
-            ".npy array [rows, dim] or a directory of them (RVC's 3_feature256/768)."
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    b = action(isub, "build", _cmd_index_build, "build a faiss index from content features")
     b.add_argument("features", help=".npy file or directory of .npy files")
     b.add_argument("output", help="index file to write")
     b.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
-    b.set_defaults(func=_cmd_index_build, parser=b)
     return parser
 
 

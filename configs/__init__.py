@@ -1,0 +1,1 @@
+"""Configurations shipped with rvcd (package data: `rvcd.daemon.config_paths`)."""

@@ -1,0 +1,115 @@
+"""rvcd installed from a wheel, away from any checkout: it finds its configuration and runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import jack
+from jack_rig import JackServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _wait_for_ports(server: str, client: str, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            probe = jack.Client("probe", servername=server, no_start_server=True)
+            try:
+                if probe.get_ports(f"{client}:out_1"):
+                    return True
+            finally:
+                probe.close()
+        except jack.JackOpenError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def test_a_wheel_installs_and_runs_without_a_checkout(tmp_path):
+    # Built from a copy: an in-tree build would leave build/ and egg-info in the checkout.
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__")
+    )
+    dist = tmp_path / "dist"
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*build, "-w", str(dist), str(source)], check=True, timeout=600, cwd=tmp_path)
+    wheel = next(dist.glob("rvcd-*.whl"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    # The dependencies (torch & co.) come from the test environment; rvcd itself only from the wheel.
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)],
+        check=True,
+        timeout=300,
+    )
+    rvcd = venv / "bin" / "rvcd"
+    env = {k: v for k, v in os.environ.items() if k not in ("RVCD_CONFIG", "PYTHONPATH")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    where = subprocess.run(
+        [python, "-c", "import rvcd; print(rvcd.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    ).stdout
+    assert str(site) in where, f"rvcd imported from {where}, not from the wheel"
+
+    version = subprocess.run([rvcd, "--version"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert version.stdout.startswith("rvcd ")
+    init = subprocess.run(
+        [rvcd, "config", "init", str(tmp_path / "mine.yaml")], capture_output=True, text=True, env=env
+    )
+    assert init.returncode == 0, init.stderr
+    assert "kind: world" in (tmp_path / "mine.yaml").read_text()
+
+    server = JackServer()
+    proc = subprocess.Popen(
+        [rvcd, "run", "--server", server.name, "--port", "0", "--client-name", "wheel"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        up = _wait_for_ports(server.name, "wheel")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        server.stop()
+    assert up, err
+    assert proc.returncode == 0, err
+    assert f"{site}/rvcd/configs/default.yaml (the packaged default)" in err
+
+
+def test_the_configuration_search_order(tmp_path, monkeypatch):
+    from rvcd.daemon.config_paths import find_config, packaged
+
+    monkeypatch.delenv("RVCD_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert find_config(None) == (packaged(), "the packaged default")
+    user = tmp_path / "xdg" / "rvcd" / "config.yaml"
+    user.parent.mkdir(parents=True)
+    user.write_text("engine:\n  pitch: 2\n")
+    assert find_config(None) == (user, "the user configuration")
+    monkeypatch.setenv("RVCD_CONFIG", str(tmp_path / "env.yaml"))
+    assert find_config(None) == (tmp_path / "env.yaml", "$RVCD_CONFIG")
+    assert find_config(tmp_path / "x.yaml") == (tmp_path / "x.yaml", "--config")
