@@ -54,16 +54,60 @@ class _Parser(argparse.ArgumentParser):
         super().error("; ".join([message, *hints]))
 
 
+def _other_model(path: Path) -> dict[str, Any] | None:
+    """What a file that is not a voice model is, if it is an rmvpe or content encoder."""
+    from dataclasses import asdict
+
+    from rvcd.dsp.content_loader import load_content_encoder
+    from rvcd.dsp.rmvpe import load_rmvpe_net
+    from rvcd.dsp.safe_load import ModelFileError
+
+    if path.is_file():
+        try:
+            shape = load_rmvpe_net(path).shape
+            return {"kind": "RMVPE pitch model (engine.rmvpe, --rmvpe)", **asdict(shape)}
+        except ModelFileError:
+            pass
+    try:
+        encoder = load_content_encoder(path)
+    except (ModelFileError, OSError, ValueError):
+        return None
+    cfg = encoder.cfg
+    return {
+        "kind": "content encoder, HuBERT/ContentVec (engine.hubert, --hubert)",
+        "layers": len(encoder.layers),
+        "hidden_size": cfg.hidden_size,
+        "final_proj": cfg.final_dim or "none",
+        "serves v1 models": "no: " + m if (m := encoder.mismatch("v1", 256)) else "yes",
+        "serves v2 models": "no: " + m if (m := encoder.mismatch("v2", 768)) else "yes",
+    }
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    from rvcd.dsp.safe_load import ModelFileError
     from rvcd.dsp.voice_model import read_voice_checkpoint
 
-    weights, meta, _ = read_voice_checkpoint(args.model)
+    path = Path(args.model)
+    try:
+        weights, meta, _ = read_voice_checkpoint(path)
+    except ModelFileError:
+        other = _other_model(path)
+        if other is None:
+            raise
+        report = {"path": str(path), **other}
+        print(
+            json.dumps(report, indent=2)
+            if args.json
+            else "\n".join(f"{k + ':':13} {v}" for k, v in report.items())
+        )
+        return EXIT_OK
     n_params = sum(int(t.numel()) for k, t in weights.items() if not k.startswith("enc_q."))
-    report = {**meta.as_dict(), "n_parameters": n_params, "file_bytes": Path(args.model).stat().st_size}
+    report = {**meta.as_dict(), "n_parameters": n_params, "file_bytes": path.stat().st_size}
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps({"kind": "RVC voice model", **report}, indent=2))
         return EXIT_OK
     print(f"file:         {report['path']} ({report['file_bytes'] / 1e6:.1f} MB)")
+    print("kind:         RVC voice model")
     print(f"version:      {report['version']} ({report['phone_dim']}-d content features)")
     print(f"sample rate:  {report['sample_rate']} Hz")
     print(f"pitch (f0):   {'yes' if report['f0'] else 'no'}")
@@ -409,9 +453,16 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
     from rvcd.dsp.retrieval import build_index
 
     src = Path(args.features)
+    if not src.exists():
+        raise CliError(f"{src}: no such file or directory")
     files = sorted(src.glob("*.npy")) if src.is_dir() else [src]
-    if not files or not all(f.is_file() for f in files):
-        raise CliError(f"{src}: no .npy feature files found")
+    if not files:
+        raise CliError(f"{src}: no .npy files in this directory (RVC writes them to 3_feature256/768)")
+    if src.suffix.lower() != ".npy" and not src.is_dir():
+        raise CliError(
+            f"{src}: not a .npy feature array ({src.suffix or 'no suffix'}): the index is built from the "
+            "content features RVC's training extracts (3_feature256/768/*.npy), not from audio"
+        )
     out = Path(args.output)
     if out.exists() and not args.force:
         raise CliError(f"{out}: already exists (use --force to overwrite)")
@@ -611,10 +662,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "inspect",
-        help="show what a voice model is (version, rate, f0, speakers, size)",
-        description="Read an RVC voice .pth (safely: no code in it runs) and report it.",
+        help="show what a model file is (voice model, rmvpe or content encoder)",
+        description=(
+            "Read an RVC voice .pth, an rmvpe.pt or a content encoder (hubert_base.pt or an HF\n"
+            "directory) safely (no code in it runs) and report what it is."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", help="voice model file (.pth)")
+    p.add_argument("model", help="model file (.pth, .pt) or content encoder directory")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_cmd_inspect)
 

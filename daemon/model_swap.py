@@ -175,18 +175,16 @@ def build_rvc_engine(
 
     encoder = current.models.encoder
     voice = load_live_voice(model, device, dtype)
-    if encoder.feature_dim(voice.version) != voice.meta.phone_dim:
+    if encoder.mismatch(voice.version, voice.meta.phone_dim):
         if hubert is None:
             raise ModelFileError(
                 f"{model}: needs {voice.meta.phone_dim}-d features and no other encoder is set"
             )
         encoder = load_live_encoder(hubert, device, dtype)
     models = RvcModels(voice=voice, encoder=encoder)
-    dim = encoder.feature_dim(voice.version)
-    if dim != voice.meta.phone_dim:
-        raise ModelFileError(
-            f"{model}: takes {voice.meta.phone_dim}-d features, the content encoder gives {dim}-d"
-        )
+    problem = encoder.mismatch(voice.version, voice.meta.phone_dim)
+    if problem:
+        raise ModelFileError(f"{model}: {problem}")
     if index is not None:
         models.index = RetrievalIndex.load(index, expected_dim=voice.meta.phone_dim)
     return current.successor(models, rmvpe, device)

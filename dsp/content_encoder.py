@@ -166,6 +166,18 @@ class ContentEncoder(nn.Module):
             return self.hidden_state(wav, len(self.layers))
         raise ValueError(f"unknown RVC version {version!r} (expected 'v1' or 'v2')")
 
+    def mismatch(self, version: str, phone_dim: int) -> str | None:
+        """Why this encoder cannot feed a `version` model taking `phone_dim`-d features,
+        in words a user can act on; None when it can."""
+        if version == "v1" and self.final_proj is None:
+            return f"this content encoder has no final_proj (v1 models take its {phone_dim}-d output)"
+        if version == "v1" and len(self.layers) < 9:
+            return f"this content encoder has {len(self.layers)} layers; v1 models need layer 9"
+        dim = self.feature_dim(version)
+        if dim != phone_dim:
+            return f"this content encoder gives {dim}-d {version} features; the model takes {phone_dim}-d"
+        return None
+
     def feature_dim(self, version: str) -> int:
         """Feature width for a model version: final_dim for v1, hidden size for v2; 0 when
         this encoder cannot serve the version (v1 needs 9 layers and final_proj)."""

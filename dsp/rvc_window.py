@@ -72,12 +72,9 @@ class RvcModels:
         both networks run in `dtype` and are readied for `device` (`conv_layout.prepare`)."""
         voice = load_live_voice(model, device, dtype)
         encoder = load_live_encoder(hubert, device, dtype)
-        dim = encoder.feature_dim(voice.version)
-        if dim != voice.meta.phone_dim:
-            raise ModelFileError(
-                f"{hubert}: gives {dim}-d {voice.version} features but {model} takes "
-                f"{voice.meta.phone_dim}-d features"
-            )
+        problem = encoder.mismatch(voice.version, voice.meta.phone_dim)
+        if problem:
+            raise ModelFileError(f"{hubert} cannot serve {model}: {problem}")
         loaded_index = RetrievalIndex.load(index, expected_dim=voice.meta.phone_dim) if index else None
         return cls(voice=voice, encoder=encoder, index=loaded_index)
 

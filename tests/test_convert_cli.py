@@ -268,3 +268,23 @@ def test_output_keeps_the_input_rate(tmp_path):
     assert main(["convert", str(src), str(tmp_path / "o.wav"), "--pitch", "3"]) == 0
     info = sf.info(tmp_path / "o.wav")
     assert info.samplerate == 22050 and abs(info.frames - 22050) <= 1
+
+
+def test_inspect_names_every_kind_of_model_file(tiny_models, capsys):
+    d = tiny_models("v2", 40000, True)
+    assert main(["inspect", str(d / "voice.pth")]) == 0
+    assert "kind:         RVC voice model" in capsys.readouterr().out
+    assert main(["inspect", str(d / "rmvpe.pt")]) == 0
+    assert "RMVPE pitch model" in capsys.readouterr().out
+    assert main(["inspect", "--json", str(d / "hubert")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kind"].startswith("content encoder")
+    assert report["serves v1 models"].startswith("no: this content encoder has 2 layers")
+
+
+def test_index_build_names_the_problem(tmp_path, capsys):
+    wav = _wav_claiming(tmp_path / "speech.wav", 16000)
+    assert main(["index", "build", str(wav), str(tmp_path / "x.index")]) == 1
+    assert "not a .npy feature array (.wav)" in capsys.readouterr().err
+    assert main(["index", "build", str(tmp_path / "missing"), str(tmp_path / "x.index")]) == 1
+    assert "missing: no such file or directory" in capsys.readouterr().err

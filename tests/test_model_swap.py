@@ -113,7 +113,7 @@ def test_failed_loads_leave_the_current_model_running(rvc, models, tmp_path):
         "notes.txt": "only .pth files",
         "missing.pth": "no such file",
         "evil.pth": "refused",
-        "v1.pth": "256-d",
+        "v1.pth": "v1 models need layer 9",
     }
     for name, reason in cases.items():
         replies = probe.ask("/rvcd/model", name, timeout=15.0)
