@@ -24,7 +24,7 @@ from rvcd.dsp.engine_world import WORLD_F0_METHODS
 from rvcd.dsp.input_limits import MAX_AUDIO_RATE, MIN_AUDIO_RATE
 from rvcd.dsp.precision import DEFAULT_PRECISION, PRECISIONS
 from rvcd.dsp.stream_params import GATE_OFF_DB, MAX_SPEAKER, RANGES, StreamParams
-from rvcd.dsp.streamer import SHAPE_RANGES, Streamer, StreamShape
+from rvcd.dsp.streamer import SHAPE_DEFAULTS, SHAPE_RANGES, Streamer, StreamShape
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -348,6 +348,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 engine, args.rate, args.block, args.crossfade, args.extra, args.blocks, params=params
             )
             print(result.line(), flush=True)
+            if result.rtf >= 1:
+                print(
+                    f"  {kind}: slower than real time at block {args.block:g} s: try a longer --block, a "
+                    f"shorter --extra ({args.extra:g} s now) or --precision bf16/fp16, or let `rvcd tune` "
+                    "pick block, headroom and precision for this machine",
+                    flush=True,
+                )
     return EXIT_OK
 
 
@@ -509,13 +516,14 @@ def _param(name: str) -> Callable[[str], Any]:
 
 
 def _add_stream_shape_args(p: argparse.ArgumentParser) -> None:
-    """--block/--crossfade/--extra with RVC's realtime defaults, in their ranges."""
-    for name, default, what in (
-        ("block", 0.25, "block length"),
-        ("crossfade", 0.05, "SOLA crossfade"),
-        ("extra", 2.5, "extra context per block"),
+    """--block/--crossfade/--extra with the defaults and ranges the configuration has."""
+    for name, what in (
+        ("block", "block length"),
+        ("crossfade", "SOLA crossfade"),
+        ("extra", "extra context per block"),
     ):
         lo, hi = SHAPE_RANGES[name]
+        default = SHAPE_DEFAULTS[name]
         p.add_argument(
             f"--{name}",
             type=_number(float, lo, hi),

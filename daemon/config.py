@@ -20,7 +20,7 @@ from rvcd.dsp.pitch import methods as f0_methods
 from rvcd.dsp.precision import DEFAULT_PRECISION, PRECISIONS, cpu_info
 from rvcd.dsp.precision import resolve as resolve_precision
 from rvcd.dsp.stream_params import MAX_SPEAKER, RANGES, StreamParams
-from rvcd.dsp.streamer import SHAPE_RANGES
+from rvcd.dsp.streamer import SHAPE_DEFAULTS, SHAPE_RANGES
 
 JACK_CLIENT_NAME_MAX = 63
 """Longest JACK client name, bytes (jack.h: JACK_CLIENT_NAME_SIZE 64 with the NUL)."""
@@ -52,9 +52,9 @@ class EngineConfig:
     device: str = "cpu"
     precision: str = DEFAULT_PRECISION
     threads: int = 0
-    block: float = 0.25
-    extra: float = 0.5
-    crossfade: float = 0.05
+    block: float = SHAPE_DEFAULTS["block"]
+    extra: float = SHAPE_DEFAULTS["extra"]
+    crossfade: float = SHAPE_DEFAULTS["crossfade"]
     headroom: float = 0.1
     pitch: float = 0.0
     formant: float = 0.0

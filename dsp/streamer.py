@@ -50,6 +50,11 @@ SHAPE_RANGES: dict[str, tuple[float, float]] = {
     "extra": (0.0, 10.0),
 }
 """Allowed stream-shape lengths, seconds (configuration and command line)."""
+SHAPE_DEFAULTS: dict[str, float] = {"block": 0.25, "crossfade": 0.05, "extra": 0.5}
+"""Default stream-shape lengths, seconds: the one table the configuration schema, the
+command line (`convert`, `bench`) and the example configuration share. RVC's GUI uses
+2.5 s of extra context; 0.5 s costs a fifth of the content-encoder time per block, and
+`rvcd tune` measures what a machine affords."""
 
 
 @dataclass(frozen=True)

@@ -288,3 +288,18 @@ def test_index_build_names_the_problem(tmp_path, capsys):
     assert "not a .npy feature array (.wav)" in capsys.readouterr().err
     assert main(["index", "build", str(tmp_path / "missing"), str(tmp_path / "x.index")]) == 1
     assert "missing: no such file or directory" in capsys.readouterr().err
+
+
+def test_one_set_of_stream_defaults():
+    """The command line, the schema and the example configuration agree."""
+    import yaml
+
+    from rvcd.daemon.cli import build_parser
+    from rvcd.daemon.config import EngineConfig
+    from rvcd.daemon.config_paths import packaged
+
+    example = yaml.safe_load(packaged("rvc-example.yaml").read_text())["engine"]
+    for command in (["convert", "in.wav", "out.wav"], ["bench"]):
+        args = build_parser().parse_args(command)
+        for key in ("block", "crossfade", "extra"):
+            assert getattr(args, key) == getattr(EngineConfig(), key) == example[key], (command, key)
