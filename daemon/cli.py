@@ -410,6 +410,7 @@ def _defer_sighup(args: argparse.Namespace) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from rvcd.daemon.jack_io import JackUnavailableError
     from rvcd.daemon.logs import setup_logging
+    from rvcd.daemon.nsm import ERR_GENERAL
     from rvcd.daemon.service import Daemon, StartupInterrupted
 
     overrides = {
@@ -423,9 +424,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
-    cfg = _load_config(args, overrides)
+    session = None
+    if os.environ.get("NSM_URL"):
+        session = _open_session(args, overrides)
+    try:
+        cfg = _load_config(args, overrides)
+    except CliError as exc:
+        if session is not None:
+            session.client.error("/nsm/client/open", ERR_GENERAL, str(exc))
+        raise
     setup_logging("debug" if args.verbose else cfg.log.level)
-    log.info("configuration %s (%s)", cfg.source, args.config_why)
+    why = "the NSM session" if session is not None else args.config_why
+    log.info("configuration %s (%s)", cfg.source, why)
     if overrides:
         log.info(
             "command-line settings over %s: %s",
@@ -443,13 +453,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log.info("stop requested while starting")
         daemon.stop()
         return EXIT_OK
-    except JackUnavailableError as exc:
+    except (JackUnavailableError, OSError) as exc:  # OscBindError names the port and osc.port
         daemon.stop()
+        if session is not None:
+            session.client.error("/nsm/client/open", ERR_GENERAL, str(exc))
         raise CliError(str(exc)) from exc
-    except OSError as exc:  # OscBindError: names the port and how to change it
-        daemon.stop()
-        raise CliError(str(exc)) from exc
+    if session is not None:
+        session.daemon = daemon
+        session.opened()
     return daemon.serve()
+
+
+def _open_session(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
+    """Under a session manager ($NSM_URL): announce, wait for the session to open, and
+    take the configuration and JACK client name from it (see `rvcd.daemon.nsm`)."""
+    from rvcd.daemon.config_paths import packaged
+    from rvcd.daemon.logs import setup_logging
+    from rvcd.daemon.nsm import NsmClient, NsmError, SessionLink, session_config
+
+    setup_logging("debug" if args.verbose else "info")
+    try:
+        client = NsmClient(os.environ["NSM_URL"], executable=Path(sys.argv[0]).name or "rvcd")
+        path, display_name, client_id = client.announce()
+    except (NsmError, OSError) as exc:
+        raise CliError(f"session manager: {exc}") from exc
+    log.info("NSM: opening session '%s' in %s as %s", display_name, path, client_id)
+    config = session_config(path, packaged())
+    args.config = config
+    overrides["jack.client_name"] = client_id
+    return SessionLink(client, None, config, packaged())
 
 
 def _cmd_index_build(args: argparse.Namespace) -> int:

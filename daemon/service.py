@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import queue
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from rvcd.control.osc_server import OscBindError, OscServer, OscSettings, Reply, resolve_senders
 from rvcd.control.param_store import ParamStore
@@ -93,6 +97,7 @@ class Daemon:
         self.started_at = time.monotonic()
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._switches: queue.Queue[tuple[Path, dict[str, Any], Future[bool]]] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
         self.worker_beat = time.monotonic()
@@ -422,16 +427,44 @@ class Daemon:
     def request_reload(self) -> None:
         self._reload.set()
 
-    def reload(self) -> bool:
-        """Re-read the configuration file and apply what changed, all or nothing: a bad
-        file, a model that does not load or convert, or an OSC port that cannot be bound
-        keeps the running configuration. Parameters that the file does not change keep
-        the values set over OSC."""
-        if self.cfg.source is None:
+    def request_switch(self, source: Path, overrides: dict[str, Any]) -> Future[bool]:
+        """Ask the serve loop to run on another configuration file (a session manager's
+        switch); the future tells whether it took."""
+        done: Future[bool] = Future()
+        self._switches.put((source, overrides, done))
+        return done
+
+    def save_params(self, path: Path) -> None:
+        """Write the parameters in effect (set over OSC or otherwise) into the
+        configuration file `path`, atomically; the file is rewritten as plain YAML."""
+        data = yaml.safe_load(path.read_text()) or {}
+        params = self.store.snapshot()
+        engine = data.setdefault("engine", {})
+        for name in vars(self.cfg.initial_params()):
+            if hasattr(self.cfg.engine, name):  # bypass is a live switch, not configuration
+                engine[name] = getattr(params, name)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+        try:
+            saved = load_config(tmp, self.cfg.overrides)  # never replace a file with a broken one
+        except ConfigError:
+            tmp.unlink()
+            raise
+        os.replace(tmp, path)
+        self.cfg = replace(saved, source=path)
+        log.info("saved the running parameters to %s", path)
+
+    def reload(self, source: Path | None = None, overrides: dict[str, Any] | None = None) -> bool:
+        """Re-read the configuration file (or read `source` with `overrides` instead) and
+        apply what changed, all or nothing: a bad file, a model that does not load or
+        convert, or an OSC port that cannot be bound keeps the running configuration.
+        Parameters that the file does not change keep the values set over OSC."""
+        source = source or self.cfg.source
+        if source is None:
             log.warning("reload requested but the configuration did not come from a file")
             return False
         try:
-            new = load_config(self.cfg.source, self.cfg.overrides)
+            new = load_config(source, self.cfg.overrides if overrides is None else overrides)
             changed = changed_keys(self.cfg, new)
             self._apply(new, changed)
         except (ConfigError, ModelFileError, OscBindError) as exc:
@@ -564,6 +597,9 @@ class Daemon:
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload()
+            while not self._switches.empty():
+                source, overrides, done = self._switches.get()
+                done.set_result(self.reload(source, overrides))
             jack_io = self.jack
             if jack_io is None or jack_io.server_gone.is_set():
                 self._reconnect()
