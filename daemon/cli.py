@@ -730,7 +730,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--f0", action=argparse.BooleanOptionalAction, default=True, help="pitch-guided model (default yes)"
     )
-    p.add_argument("--size", choices=["tiny", "full"], default="tiny", help="network size (default tiny)")
+    p.add_argument(
+        "--size",
+        choices=["tiny", "full"],
+        default="tiny",
+        help="network size (default tiny: small files for trying things; full = real sizes, ~750 MB)",
+    )
     p.add_argument("--speakers", type=_number(int, 1, 1000), default=4, help="number of speakers (default 4)")
     p.add_argument(
         "--index-rows", type=_number(int, 1, 10**7), default=2000, help="vectors in the index (default 2000)"
@@ -809,7 +814,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hubert", type=Path, help="content encoder for --model")
     p.add_argument("--index", type=Path, help="retrieval index for --model")
     p.add_argument("--rmvpe", type=Path, help="rmvpe.pt for --model")
-    p.add_argument("--size", choices=["tiny", "full"], default="full", help="test model size (default full)")
+    p.add_argument(
+        "--size",
+        choices=["tiny", "full"],
+        default="full",
+        help="test model size (default full: timing needs real sizes; tiny only checks the plumbing)",
+    )
     p.add_argument("--f0-method", default="rmvpe", help="pitch estimator of the RVC engine (default rmvpe)")
     p.add_argument(
         "--rate",

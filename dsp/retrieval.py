@@ -9,6 +9,7 @@ to 10,000 centroids above 200,000 rows).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,8 @@ import faiss
 import numpy as np
 
 from .safe_load import ModelFileError
+
+log = logging.getLogger("rvcd.index")
 
 NEIGHBOURS = 8
 """Neighbours blended per frame (reference value)."""
@@ -115,7 +118,19 @@ def build_index(
     n_ivf = ivf_lists(feats.shape[0])
     say(f"training IVF{n_ivf},Flat on {feats.shape[0]} x {dim} features")
     index = faiss.index_factory(dim, f"IVF{n_ivf},Flat")
-    faiss.extract_index_ivf(index).nprobe = 1
+    ivf = faiss.extract_index_ivf(index)
+    ivf.nprobe = 1
+    # faiss prints its own "please provide at least ... training points" to stderr; the
+    # same advice goes through logging instead.
+    recommended = n_ivf * ivf.cp.min_points_per_centroid
+    if feats.shape[0] < recommended:
+        log.warning(
+            "training %d lists on %d rows; faiss recommends at least %d: the index works, coarser",
+            n_ivf,
+            feats.shape[0],
+            recommended,
+        )
+    ivf.cp.min_points_per_centroid = 1
     index.train(feats)
     for start in range(0, feats.shape[0], ADD_BATCH_ROWS):
         index.add(feats[start : start + ADD_BATCH_ROWS])

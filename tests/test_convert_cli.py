@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import struct
@@ -303,3 +304,12 @@ def test_one_set_of_stream_defaults():
         args = build_parser().parse_args(command)
         for key in ("block", "crossfade", "extra"):
             assert getattr(args, key) == getattr(EngineConfig(), key) == example[key], (command, key)
+
+
+def test_faiss_advice_goes_through_the_log(tmp_path, capfd, caplog):
+    feats = tmp_path / "few.npy"
+    np.save(feats, np.random.default_rng(0).random((20, 768), dtype=np.float32))
+    with caplog.at_level(logging.WARNING, logger="rvcd.index"):
+        assert main(["index", "build", str(feats), str(tmp_path / "few.index")]) == 0
+    assert "faiss recommends at least 39" in caplog.text
+    assert "please provide at least" not in capfd.readouterr().err, "faiss's own stderr line is silenced"
