@@ -31,7 +31,16 @@ from rvcd.control.model_names import INDEX_SUFFIXES, MODEL_SUFFIXES, ModelNameEr
 from rvcd.control.osc_values import OscTypeError, to_bool, to_float, to_int, to_str
 from rvcd.control.osc_wire import MalformedPacketError, split_messages
 from rvcd.control.param_store import ParamStore
+from rvcd.control.presets import (
+    MAX_LISTED,
+    list_presets,
+    model_preset_path,
+    preset_path,
+    read_preset,
+    write_preset,
+)
 from rvcd.control.rate_limit import SenderBuckets
+from rvcd.control.subscribers import TTL_S, Subscribers
 from rvcd.dsp.pitch import methods as f0_methods
 from rvcd.dsp.stream_params import MAX_SPEAKER, RANGES
 
@@ -43,11 +52,6 @@ BURST_MESSAGES = 100
 """Messages a quiet sender may send at once."""
 MESSAGES_PER_SECOND = 200.0
 """Messages per second each sender may send, sustained (a fader sends about 60)."""
-SUBSCRIPTION_TTL_S = 60.0
-"""A subscription lapses unless renewed with another /rvcd/subscribe within this time."""
-MAX_SUBSCRIPTIONS_PER_HOST = 8
-MAX_SUBSCRIPTIONS = 32
-"""Meter subscribers, per host and in all; a new one beyond either evicts the oldest."""
 REPORT_EVERY_S = 10.0
 """Dropped datagrams are summed up in the log at most this often."""
 POLL_S = 0.2
@@ -55,6 +59,8 @@ POLL_S = 0.2
 CHANGES_EVERY_S = 1.0
 """Parameter changes made over OSC are logged, coalesced, at most this often."""
 FLOAT_PARAMS = ("pitch", "formant", "index_rate", "gate", "rms_mix")
+FEEDBACK_PARAMS = (*FLOAT_PARAMS, "speaker", "f0_method", "bypass")
+"""Parameters sent to subscribers when they subscribe and whenever they change."""
 
 Reply = Callable[[str, list[Any]], None]
 
@@ -76,7 +82,12 @@ class ControlTarget(Protocol):
         """Why setting parameter `name` to `value` changes nothing now, or None."""
         ...
 
-    def request_model(self, model: Path, index: Path | None, label: str, reply: Reply) -> None: ...
+    def request_model(
+        self, model: Path, index: Path | None, label: str, reply: Reply, params: dict[str, Any] | None = None
+    ) -> None:
+        """Load `model` in the background; `params` (a preset's values) apply at the same
+        block boundary as the new voice."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ class OscSettings:
     reply_port: int | None = None
     meter_rate: float = 10.0
     models_dir: Path | None = None
+    presets_dir: Path | None = None
 
 
 @dataclass
@@ -121,12 +133,6 @@ class OscCounters:
             "osc_internal_errors": self.internal_errors,
             "osc_subscriptions_evicted": self.subscriptions_evicted,
         }
-
-
-@dataclass
-class _Subscription:
-    address: tuple[str, int]
-    expires: float = field(default=0.0)
 
 
 def _osc_int(value: int) -> tuple[Any, str]:
@@ -204,7 +210,11 @@ class OscServer:
         self.settings = settings
         self.target = target
         self.counters = OscCounters()
-        self.subscriptions: dict[tuple[str, int], _Subscription] = {}
+        self.subscribers = Subscribers()
+        self._sent = target.store.snapshot()
+        """The state the subscribers were last told (feedback sends only what changed)."""
+        self._feedback_lock = threading.Lock()
+        target.store.subscribe(self._feedback)
         self.heartbeat = time.monotonic()
         """When the OSC thread last went round its loop (monotonic s; the watchdog reads it)."""
         self._buckets = SenderBuckets(MESSAGES_PER_SECOND, BURST_MESSAGES)
@@ -229,6 +239,7 @@ class OscServer:
         log.info("OSC listening on %s port %d", self.settings.bind, self.port)
 
     def stop(self) -> None:
+        self.target.store.unsubscribe(self._feedback)
         self._stop.set()
         for t in self._threads:
             if t.ident is not None:
@@ -396,6 +407,9 @@ class OscServer:
         name = parts[0]
         norm = len(parts) == 2 and parts[1] == "norm"
         try:
+            if name == "preset" and len(parts) == 2 and parts[1] in PRESET_ACTIONS:
+                PRESET_ACTIONS[parts[1]](self, args, reply, sender)
+                return
             if len(parts) > 2 or (len(parts) == 2 and not norm):
                 raise LookupError
             if norm and name not in FLOAT_PARAMS:
@@ -410,6 +424,11 @@ class OscServer:
                 self._f0_method(args, reply, sender)
             elif name == "model":
                 self._model(args, reply)
+            elif name == "models":
+                self._arity(address, args, 0, 0)
+                threading.Thread(
+                    target=self._models, args=(reply,), name="rvcd-osc-models", daemon=True
+                ).start()
             elif name == "status":
                 self._arity(address, args, 0, 0)
                 self._status(reply)
@@ -422,7 +441,7 @@ class OscServer:
                 raise LookupError
         except LookupError:
             self._error(reply, address, "unknown address")
-        except (OscTypeError, ValueError) as exc:
+        except (OscTypeError, ValueError) as exc:  # PresetError and ModelNameError too
             self._error(reply, address, str(exc))
 
     @staticmethod
@@ -446,7 +465,11 @@ class OscServer:
         if args:
             value = to_float(args[0])
             if norm:
-                value = lo + min(max(value, 0.0), 1.0) * (hi - lo)
+                self.subscribers.uses_norm(sender[0], name)
+                unit = min(max(value, 0.0), 1.0)
+                if unit != value:
+                    reply(f"{PREFIX}/warning", [address, f"{value:g} clamped to {unit:g} (0..1)"])
+                value = lo + unit * (hi - lo)
             stored, clamped = self._set(name, value, sender)
             if clamped:
                 reply(
@@ -480,9 +503,19 @@ class OscServer:
         address = f"{PREFIX}/f0_method"
         self._arity(address, args, 0, 1)
         if args:
-            method = to_str(args[0])
-            if method not in f0_methods():
-                raise ValueError(f"unknown f0 method {method!r}; choose one of {', '.join(f0_methods())}")
+            choices = f0_methods()
+            if isinstance(args[0], int | float) and not isinstance(args[0], bool):
+                # Radio buttons send their index: the documented order (README, OSCQuery).
+                i = to_int(args[0])
+                if not 0 <= i < len(choices):
+                    raise ValueError(
+                        f"f0 method index {i} outside 0..{len(choices) - 1} ({', '.join(choices)})"
+                    )
+                method = choices[i]
+            else:
+                method = to_str(args[0])
+            if method not in choices:
+                raise ValueError(f"unknown f0 method {method!r}; choose one of {', '.join(choices)}")
             self._set("f0_method", method, sender)
             self._warn_if_idle(address, "f0_method", method, reply)
         reply(address, [self.target.store.snapshot().f0_method])
@@ -514,42 +547,127 @@ class OscServer:
         reply(f"{PREFIX}/status", args)
 
     def _subscribe(self, args: list[Any], reply: Reply, sender: tuple[str, int]) -> None:
+        """Subscribe, then send the subscriber every value so its controls fill at once."""
         self._arity(f"{PREFIX}/subscribe", args, 0, 1)
         port = to_int(args[0]) if args else None
         if port is not None and not 1 <= port <= 65535:
             raise ValueError(f"port {port} outside 1..65535")
         target = (sender[0], port) if port else self._reply_address(sender)
-        with self._lock:
-            subs = self.subscriptions
-            subs.pop(target, None)
-            same_host = [k for k in subs if k[0] == target[0]]
-            for evicted in [*same_host[: max(0, len(same_host) - MAX_SUBSCRIPTIONS_PER_HOST + 1)]]:
-                del subs[evicted]
-                self.counters.subscriptions_evicted += 1
-            while len(subs) >= MAX_SUBSCRIPTIONS:
-                del subs[next(iter(subs))]
-                self.counters.subscriptions_evicted += 1
-            subs[target] = _Subscription(target, time.monotonic() + SUBSCRIPTION_TTL_S)
-        reply(f"{PREFIX}/subscribe", [self.settings.meter_rate, SUBSCRIPTION_TTL_S])
+        self.subscribers.add(target)
+        self.counters.subscriptions_evicted = self.subscribers.evicted
+        reply(f"{PREFIX}/subscribe", [self.settings.meter_rate, TTL_S])
+        for address, values in self._state_messages(self.target.store.snapshot(), target[0]):
+            self._send(target, address, values)
+        self._send(target, f"{PREFIX}/model", [self.target.model_name()])
 
     def _unsubscribe(self, args: list[Any], reply: Reply, sender: tuple[str, int]) -> None:
         port = to_int(args[0]) if args else None
         target = (sender[0], port) if port else self._reply_address(sender)
-        with self._lock:
-            found = self.subscriptions.pop(target, None) is not None
-        reply(f"{PREFIX}/unsubscribe", [int(found)])
+        reply(f"{PREFIX}/unsubscribe", [int(self.subscribers.remove(target))])
+
+    # -- models and presets ----------------------------------------------------------------
+
+    def _models(self, reply: Reply) -> None:
+        """Own thread (reading models takes time): `/rvcd/models name version rate f0
+        has_index` per voice model in models_dir, then `/rvcd/models/end count`."""
+        from rvcd.dsp.voice_model import read_voice_checkpoint
+
+        root = self.settings.models_dir
+        models = sorted(root.glob("*.pth"))[:MAX_LISTED] if root is not None and root.is_dir() else []
+        indexes = [p.stem for p in root.glob("*.index")] if models else []
+        for path in models:
+            has_index = int(any(path.stem in stem for stem in indexes))
+            try:
+                meta = read_voice_checkpoint(resolve_in(root, path.name, MODEL_SUFFIXES))[1]
+                reply(
+                    f"{PREFIX}/models", [path.name, meta.version, meta.sample_rate, int(meta.f0), has_index]
+                )
+            except Exception as exc:  # listed, with why it cannot load
+                reply(f"{PREFIX}/models", [path.name, "unreadable", 0, 0, 0, str(exc)[:200]])
+        reply(f"{PREFIX}/models/end", [len(models)])
+
+    def _preset_save(self, args: list[Any], reply: Reply, sender: tuple[str, int]) -> None:
+        """`/rvcd/preset/save name [model|default]`: the parameters; with `model` also the
+        running model; with `default` as the running model's own preset."""
+        address = f"{PREFIX}/preset/save"
+        self._arity(address, args, 1, 2)
+        name, mode = to_str(args[0]), to_str(args[1]) if len(args) > 1 else ""
+        if mode not in ("", "model", "default"):
+            raise ValueError(f"{mode!r}: the second argument is 'model' or 'default'")
+        params = self.target.store.snapshot()
+        model = self.target.model_name()
+        if mode == "default":
+            path = model_preset_path(resolve_in(self.settings.models_dir, model, MODEL_SUFFIXES))
+        else:
+            path = preset_path(self.settings.presets_dir, name)
+        write_preset(path, params, model if mode == "model" else None)
+        log.info("OSC %s:%d: saved preset %s to %s", sender[0], sender[1], name, path)
+        reply(address, [name])
+
+    def _preset_load(self, args: list[Any], reply: Reply, sender: tuple[str, int]) -> None:
+        """`/rvcd/preset/load name`: apply it; with a model, at the swap's block boundary."""
+        address = f"{PREFIX}/preset/load"
+        self._arity(address, args, 1, 1)
+        name = to_str(args[0])
+        preset = read_preset(preset_path(self.settings.presets_dir, name))
+        if preset.model:
+            model = resolve_in(self.settings.models_dir, preset.model, MODEL_SUFFIXES)
+            reply(f"{PREFIX}/model/loading", [preset.model])
+            self.target.request_model(model, None, preset.model, reply, params=preset.values)
+        else:
+            for key, value in preset.values.items():
+                self._set(key, value, sender)
+        reply(address, [name])
+
+    def _preset_list(self, args: list[Any], reply: Reply, sender: tuple[str, int]) -> None:
+        self._arity(f"{PREFIX}/preset/list", args, 0, 0)
+        reply(f"{PREFIX}/preset/list", list_presets(self.settings.presets_dir))
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def _state_messages(self, params: Any, host: str, names: Any = None) -> list[tuple[str, list[Any]]]:
+        """The messages that tell a client on `host` the value of each parameter (all, or
+        `names`), in the forms it uses."""
+        out: list[tuple[str, list[Any]]] = []
+        for name in names or FEEDBACK_PARAMS:
+            value = getattr(params, name)
+            value = int(value) if isinstance(value, bool) else value
+            out.append((f"{PREFIX}/{name}", [value]))
+            if name in FLOAT_PARAMS and self.subscribers.wants_norm(host, name):
+                lo, hi = RANGES[name]
+                out.append((f"{PREFIX}/{name}/norm", [(float(value) - lo) / (hi - lo)]))
+        return out
+
+    def _feedback(self, params: Any) -> None:
+        """ParamStore listener (any thread): tell every subscriber what changed."""
+        with self._feedback_lock:
+            changed = [n for n in FEEDBACK_PARAMS if getattr(params, n) != getattr(self._sent, n)]
+            self._sent = params
+        if changed:
+            for target in self.subscribers.targets():
+                for address, values in self._state_messages(params, target[0], changed):
+                    self._send(target, address, values)
+
+    def broadcast(self, address: str, args: list[Any]) -> None:
+        """Send one message to every subscriber (e.g. `/rvcd/model name` after a swap)."""
+        for target in self.subscribers.targets():
+            self._send(target, address, args)
 
     def _meter_loop(self) -> None:
         period = 1.0 / self.settings.meter_rate
         while not self._stop.wait(period):
-            now = time.monotonic()
-            with self._lock:
-                for key in [k for k, s in self.subscriptions.items() if s.expires < now]:
-                    del self.subscriptions[key]
-                targets = list(self.subscriptions)
+            targets = self.subscribers.targets()
             if not targets:
                 continue
             m = self.target.meters()
             args = [m["in_db"], m["out_db"], m["latency_ms"], m["load"]]
             for target in targets:
                 self._send(target, f"{PREFIX}/meters", args)
+
+
+PRESET_ACTIONS: dict[str, Callable[[OscServer, list[Any], Reply, tuple[str, int]], None]] = {
+    "save": OscServer._preset_save,
+    "load": OscServer._preset_load,
+    "list": OscServer._preset_list,
+}
+"""`/rvcd/preset/<action>` handlers."""

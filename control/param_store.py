@@ -49,4 +49,9 @@ class ParamStore:
             listener(params)
 
     def subscribe(self, listener: Callable[[StreamParams], None]) -> None:
+        """Call `listener(params)` after every change, on the thread that made it."""
         self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[StreamParams], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)

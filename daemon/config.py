@@ -97,6 +97,8 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     osc: OscConfig = field(default_factory=OscConfig)
     models_dir: Path | None = None
+    presets_dir: Path | None = None
+    """Where /rvcd/preset/save writes and /rvcd/preset/load reads (created on first save)."""
     log: LogConfig = field(default_factory=LogConfig)
     source: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -142,7 +144,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "log.level": ("debug", "info", "warning", "error"),
 }
 _RENAMED = {"engine.dtype": "engine.precision (auto | fp32 | bf16 | fp16)"}
-_PATHS = {"engine.model", "engine.index", "engine.hubert", "engine.rmvpe", "models_dir"}
+_PATHS = {"engine.model", "engine.index", "engine.hubert", "engine.rmvpe", "models_dir", "presets_dir"}
+_TOP_LEVEL_PATHS = ("models_dir", "presets_dir")
 _SECTIONS = {"jack": JackConfig, "engine": EngineConfig, "osc": OscConfig, "log": LogConfig}
 
 
@@ -214,13 +217,13 @@ def parse_config(data: Any, base: Path, source: Path | None = None) -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"the configuration must be a mapping of sections, got {_describe(data)}")
-    allowed = set(_SECTIONS) | {"models_dir"}
+    allowed = set(_SECTIONS) | set(_TOP_LEVEL_PATHS)
     for key in data:
         if key not in allowed:
             raise ConfigError(f"{key}: unknown section (known: {', '.join(sorted(allowed))})")
     sections = {name: _section(name, cls, data.get(name), base) for name, cls in _SECTIONS.items()}
-    models_dir = _coerce("models_dir", data.get("models_dir"), None, "Path | None", base)
-    cfg = Config(**sections, models_dir=models_dir, source=source)
+    paths = {key: _coerce(key, data.get(key), None, "Path | None", base) for key in _TOP_LEVEL_PATHS}
+    cfg = Config(**sections, **paths, source=source)
     _cross_check(cfg)
     return cfg
 
@@ -233,7 +236,7 @@ def changed_keys(old: Config, new: Config) -> list[str]:
         for f in fields(getattr(old, name))
         if getattr(getattr(old, name), f.name) != getattr(getattr(new, name), f.name)
     ]
-    return keys + (["models_dir"] if old.models_dir != new.models_dir else [])
+    return keys + [key for key in _TOP_LEVEL_PATHS if getattr(old, key) != getattr(new, key)]
 
 
 def _cross_check(cfg: Config) -> None:
@@ -258,6 +261,8 @@ def _cross_check(cfg: Config) -> None:
             raise ConfigError(f"engine.{key}: {path} does not exist")
     if cfg.models_dir is not None and not cfg.models_dir.is_dir():
         raise ConfigError(f"models_dir: {cfg.models_dir} is not a directory")
+    if cfg.presets_dir is not None and not cfg.presets_dir.parent.is_dir():
+        raise ConfigError(f"presets_dir: {cfg.presets_dir.parent} (where it would be made) does not exist")
     name = cfg.jack.client_name
     if not name or len(name.encode()) > JACK_CLIENT_NAME_MAX or ":" in name:
         raise ConfigError(

@@ -63,15 +63,17 @@ class SwapRequest:
     index: Path | None
     label: str
     reply: Reply
+    params: dict[str, Any] | None = None
+    """Parameters to apply with the swap (a preset's), or None."""
 
 
 class ModelSwapper:
-    """Serialised background loads; `install(engine, label, index)` performs the swap."""
+    """Serialised background loads; `install(engine, label, index, model, params)` swaps."""
 
     def __init__(
         self,
         build: Callable[[Path, Path | None], Engine],
-        install: Callable[[Engine, str, Path | None], None],
+        install: Callable[[Engine, str, Path | None, Path, dict[str, Any] | None], None],
     ) -> None:
         self._build = build
         self._install = install
@@ -85,10 +87,12 @@ class ModelSwapper:
         """Loads that failed (bad file, bad network, first block failed)."""
         self._thread.start()
 
-    def request(self, model: Path, index: Path | None, label: str, reply: Reply) -> None:
+    def request(
+        self, model: Path, index: Path | None, label: str, reply: Reply, params: dict[str, Any] | None = None
+    ) -> None:
         with self._lock:
             superseded = self._pending
-            self._pending = SwapRequest(model, index, label, reply)
+            self._pending = SwapRequest(model, index, label, reply, params)
         if superseded is not None:
             superseded.reply("/rvcd/error", ["/rvcd/model", f"{superseded.label}: superseded by {label}"])
         self._wake.set()
@@ -134,7 +138,7 @@ class ModelSwapper:
         if self._stop.is_set():
             return
         loaded = time.monotonic()
-        self._install(engine, req.label, req.index)
+        self._install(engine, req.label, req.index, req.model, req.params)
         report = {
             "load_s": loaded - began,
             "swap_s": time.monotonic() - loaded,

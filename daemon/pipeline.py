@@ -20,7 +20,7 @@ import collections
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +80,7 @@ class Pipeline:
         self.level_in = np.zeros(self.channels, dtype=np.float32)
         self.level_out = np.zeros(self.channels, dtype=np.float32)
         self.times_ms: collections.deque[float] = collections.deque(maxlen=2000)
-        self._pending: tuple[Engine, threading.Event] | None = None
+        self._pending: tuple[Engine, threading.Event, Callable[[], None] | None] | None = None
 
     # -- real-time side ------------------------------------------------------------------
 
@@ -112,19 +112,25 @@ class Pipeline:
 
     # -- worker side ---------------------------------------------------------------------
 
-    def swap_engine(self, engine: Engine, timeout: float = 30.0) -> bool:
+    def swap_engine(
+        self, engine: Engine, timeout: float = 30.0, before: Callable[[], None] | None = None
+    ) -> bool:
         """Hand `engine` to the worker, which installs it at the next block boundary
         (the streamers keep their windows, so SOLA crossfades from the old engine's
-        output into the new one's). Returns once installed, False on timeout."""
+        output into the new one's), calling `before()` first: parameters it sets take
+        effect in the same block as the new voice. Returns once installed, False on
+        timeout."""
         done = threading.Event()
-        self._pending = (engine, done)
+        self._pending = (engine, done, before)
         return done.wait(timeout)
 
     def _install_pending(self) -> None:
         pending, self._pending = self._pending, None
         if pending is None:
             return
-        engine, done = pending
+        engine, done, before = pending
+        if before is not None:
+            before()
         params = self.store.snapshot()
         for i, streamer in enumerate(self.streamers):
             streamer.replace_engine(engine if i == 0 else engine.fork(), params)

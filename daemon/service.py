@@ -30,6 +30,7 @@ import yaml
 
 from rvcd.control.osc_server import OscBindError, OscServer, OscSettings, Reply, resolve_senders
 from rvcd.control.param_store import ParamStore
+from rvcd.control.presets import PresetError, model_preset_path, read_preset
 from rvcd.daemon.config import Config, ConfigError, changed_keys, load_config
 from rvcd.daemon.engines import build_engine
 from rvcd.daemon.jack_io import JackIO, JackLostError, JackUnavailableError
@@ -203,8 +204,10 @@ class Daemon:
     def model_name(self) -> str:
         return self.model_label
 
-    def request_model(self, model: Path, index: Path | None, label: str, reply: Reply) -> None:
-        self.swapper.request(model, index, label, reply)
+    def request_model(
+        self, model: Path, index: Path | None, label: str, reply: Reply, params: dict[str, Any] | None = None
+    ) -> None:
+        self.swapper.request(model, index, label, reply, params)
 
     def _build_swap_engine(self, model: Path, index: Path | None) -> Engine:
         """Loader thread: load `model`, then try it on one block before it may replace the
@@ -232,9 +235,27 @@ class Daemon:
         if not np.isfinite(out).all():
             raise ModelFileError(f"{what}: loads, but its first block gives NaN or infinite samples")
 
-    def _install_engine(self, engine: Engine, label: str, index: Path | None) -> None:
+    def _install_engine(
+        self, engine: Engine, label: str, index: Path | None, model: Path, params: dict[str, Any] | None
+    ) -> None:
+        """Loader thread: swap `engine` in. The parameters of a preset that came with it,
+        else those of the model's own preset (`STEM.preset.yaml` beside it), are applied
+        by the worker at the same block boundary as the new voice."""
+        if params is None and model_preset_path(model).is_file():
+            try:
+                params = read_preset(model_preset_path(model)).values
+                log.info("model %s: applying its preset %s", label, model_preset_path(model).name)
+            except PresetError as exc:
+                log.warning("model %s: its preset is not applied: %s", label, exc)
+
+        def apply() -> None:
+            for key, value in (params or {}).items():
+                self.store.set(key, value)
+
         pipeline = self.pipeline
-        if pipeline is not None and not pipeline.swap_engine(engine):
+        if pipeline is None:
+            apply()
+        elif not pipeline.swap_engine(engine, before=apply):
             log.warning("the worker did not take model %s within 30 s", label)
         self.engine = engine
         self.model_label = label
@@ -244,6 +265,8 @@ class Daemon:
             n = models.voice.meta.n_speakers
             if self.store.snapshot().speaker >= n:
                 self.store.set("speaker", n - 1)
+        if self.osc is not None:
+            self.osc.broadcast("/rvcd/model", [label])
         log.info("running: %s", self.setup_line())
 
     def setup_line(self) -> str:
@@ -379,7 +402,9 @@ class Daemon:
     def _osc_settings(self, cfg: Config) -> OscSettings:
         o = cfg.osc
         senders = resolve_senders(o.allowed_senders)
-        return OscSettings(o.bind, o.port, senders, o.reply_port, o.meter_rate, cfg.models_dir)
+        return OscSettings(
+            o.bind, o.port, senders, o.reply_port, o.meter_rate, cfg.models_dir, cfg.presets_dir
+        )
 
     def start(self) -> None:
         """Connect to JACK, start converting and listening for OSC; raises

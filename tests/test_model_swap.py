@@ -249,3 +249,33 @@ def test_pitch_on_a_no_f0_model_is_answered_with_a_warning(rvc, models):
     assert any(a == "/rvcd/warning" and "without a retrieval index" in args[1] for a, args in replies), (
         replies
     )
+
+
+def test_a_models_own_preset_applies_at_the_swap_boundary(rvc, models):
+    """b.preset.yaml beside b.pth: its pitch takes effect in the worker, right before the
+    first block that the new voice converts."""
+    d, probe, _ = rvc
+    preset = models / "models" / "b.preset.yaml"
+    preset.write_text("pitch: 7\nformant: 1.5\n")
+    changes = []
+    d.store.subscribe(lambda p: changes.append((p.pitch, threading.current_thread().name)))
+    try:
+        replies = probe.ask("/rvcd/model", "b.pth", timeout=0.1)
+        replies += probe.replies(20.0, until=("/rvcd/model/loaded",))
+        assert any(a == "/rvcd/model/loaded" for a, _ in replies)
+        assert d.store.snapshot().pitch == 7.0 and d.store.snapshot().formant == 1.5
+        assert changes[0] == (7.0, "rvcd-worker"), "set by the worker at the block boundary"
+    finally:
+        preset.unlink()
+
+
+def test_models_are_listed_with_what_they_are(rvc):
+    _, probe, _ = rvc
+    probe.drain()
+    probe.send("/rvcd/models")
+    replies = probe.replies(30.0, until=("/rvcd/models/end",))
+    listed = {args[0]: args[1:] for a, args in replies if a == "/rvcd/models"}
+    assert listed["a.pth"] == ["v2", 40000, 1, 0]
+    assert listed["b.pth"] == ["v2", 40000, 1, 1], "b.index is beside it"
+    assert listed["link.pth"][0] == "unreadable" and "outside models_dir" in listed["link.pth"][-1]
+    assert [args for a, args in replies if a == "/rvcd/models/end"] == [[len(listed)]]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,8 +19,9 @@ from osc_probe import OscProbe, build
 from test_streamer import _envelope_peak_hz, _median_f0, _tone, _vowel
 
 from rvcd.control import osc_server
-from rvcd.control.osc_server import MAX_SUBSCRIPTIONS_PER_HOST, OscBindError, bind_socket
+from rvcd.control.osc_server import OscBindError, bind_socket
 from rvcd.control.osc_wire import MAX_MESSAGES
+from rvcd.control.subscribers import MAX_PER_HOST as MAX_SUBSCRIPTIONS_PER_HOST
 from rvcd.daemon.config import ConfigError, parse_config
 from rvcd.daemon.service import Daemon
 
@@ -115,7 +117,8 @@ def test_normalised_variants(world):
         ("/rvcd/pitch", ["abc"], "expected a number"),
         ("/rvcd/pitch", [1.0, 2.0], "expected 0..1 argument(s), got 2"),
         ("/rvcd/f0_method", ["yin"], "unknown f0 method"),
-        ("/rvcd/f0_method", [3], "expected a string"),
+        ("/rvcd/f0_method", [9], "f0 method index 9 outside 0..6"),
+        ("/rvcd/f0_method", [b"x"], "expected a string"),
         ("/rvcd/bypass", ["maybe"], "expected on/off"),
         ("/rvcd/status", [1], "expected 0 argument(s)"),
     ],
@@ -380,7 +383,7 @@ def test_subscribers_are_capped_per_host_oldest_evicted(world):
     for port in ports:
         probe.send("/rvcd/subscribe", port)
         probe.replies(0.05, until=("/rvcd/subscribe",))
-    kept = sorted(p for _, p in d.osc.subscriptions)
+    kept = sorted(p for _, p in d.osc.subscribers)
     assert kept == ports[-MAX_SUBSCRIPTIONS_PER_HOST:]
     assert d.osc.counters.subscriptions_evicted == len(ports) - MAX_SUBSCRIPTIONS_PER_HOST
 
@@ -557,3 +560,87 @@ def test_settings_without_effect_are_answered_with_a_warning(world):
     assert status["f0_method"] == "harvest"
     assert d.engine.effective_f0(d.store.snapshot()) == "harvest"
     assert warnings(probe.ask("/rvcd/pitch", 3.0)) == []
+
+
+# -- surfaces that stay in sync ---------------------------------------------------------------
+
+
+def _subscribed(port: int) -> OscProbe:
+    """A second client that subscribes, with its initial read-back drained."""
+    probe = OscProbe(port)
+    probe.send("/rvcd/subscribe")
+    probe.replies(0.5)
+    return probe
+
+
+def test_subscribing_fills_every_control(world):
+    _, probe = world
+    probe.drain()
+    probe.send("/rvcd/subscribe")
+    got = {a: args for a, args in probe.replies(1.0) if a != "/rvcd/meters"}
+    for name in (
+        "pitch",
+        "formant",
+        "index_rate",
+        "gate",
+        "rms_mix",
+        "speaker",
+        "f0_method",
+        "bypass",
+        "model",
+    ):
+        assert f"/rvcd/{name}" in got, (name, got)
+
+
+def test_a_change_from_one_client_appears_at_the_other_within_a_block(world):
+    d, a = world
+    b = _subscribed(d.osc.port)
+    try:
+        began = time.monotonic()
+        a.send("/rvcd/pitch", 9.0)
+        seen = b.replies(1.0, until=("/rvcd/pitch",))
+        assert ("/rvcd/pitch", [9.0]) in seen
+        assert time.monotonic() - began < 0.1, "within one block (0.1 s)"
+        # A host that uses the /norm form gets that form too.
+        b.send("/rvcd/formant/norm", 0.5)
+        b.replies(0.3)
+        a.send("/rvcd/formant", 6.0)
+        seen = b.replies(1.0, until=("/rvcd/formant/norm",))
+        assert ("/rvcd/formant/norm", [0.75]) in seen and ("/rvcd/formant", [6.0]) in seen
+        # Changes that come from elsewhere (a reload, the daemon itself) are fed back too.
+        d.store.set("bypass", True)
+        assert ("/rvcd/bypass", [1]) in b.replies(1.0, until=("/rvcd/bypass",))
+    finally:
+        b.close()
+
+
+def test_radio_buttons_and_norm_faders(world):
+    d, probe = world
+    assert _value(probe.ask("/rvcd/f0_method", 4), "/rvcd/f0_method") == ["harvest"]
+    replies = probe.ask("/rvcd/pitch/norm", 1.5)
+    assert "1.5 clamped to 1 (0..1)" in _value(replies, "/rvcd/warning")[1]
+    assert d.store.snapshot().pitch == 24.0
+
+
+def test_presets_save_list_and_load(server, tmp_path):
+    d = _daemon(server, tmp_path)
+    d.osc.settings = replace(d.osc.settings, presets_dir=tmp_path / "presets")
+    probe = OscProbe(d.osc.port)
+    try:
+        probe.ask("/rvcd/pitch", 5.0)
+        probe.ask("/rvcd/formant", -2.0)
+        assert _value(probe.ask("/rvcd/preset/save", "deep voice"), "/rvcd/preset/save") == ["deep voice"]
+        assert (tmp_path / "presets" / "deep voice.yaml").is_file()
+        probe.ask("/rvcd/pitch", 0.0)
+        probe.ask("/rvcd/formant", 0.0)
+        assert _value(probe.ask("/rvcd/preset/list"), "/rvcd/preset/list") == ["deep voice"]
+        assert _value(probe.ask("/rvcd/preset/load", "deep voice"), "/rvcd/preset/load") == ["deep voice"]
+        assert (d.store.snapshot().pitch, d.store.snapshot().formant) == (5.0, -2.0)
+        (tmp_path / "presets" / "bad.yaml").write_text("pitch: 99\n")
+        assert "outside -24..24" in _value(probe.ask("/rvcd/preset/load", "bad"), "/rvcd/error")[1]
+        for name in ("../escape", "/etc/passwd", ""):
+            assert "not a preset name" in _value(probe.ask("/rvcd/preset/load", name), "/rvcd/error")[1]
+        assert d.store.snapshot().pitch == 5.0, "a refused preset changes nothing"
+    finally:
+        probe.close()
+        d.stop()
