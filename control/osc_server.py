@@ -28,8 +28,10 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from rvcd.control.model_names import INDEX_SUFFIXES, MODEL_SUFFIXES, ModelNameError, resolve_in
+from rvcd.control.osc_addresses import ADDRESSES
 from rvcd.control.osc_values import OscTypeError, to_bool, to_float, to_int, to_str
 from rvcd.control.osc_wire import MalformedPacketError, split_messages
+from rvcd.control.oscquery import OscQueryServer
 from rvcd.control.param_store import ParamStore
 from rvcd.control.presets import (
     MAX_LISTED,
@@ -99,6 +101,8 @@ class OscSettings:
     meter_rate: float = 10.0
     models_dir: Path | None = None
     presets_dir: Path | None = None
+    query_port: int | None = 0
+    """OSCQuery HTTP port (0 = any free one, advertised over mDNS; None = no OSCQuery)."""
 
 
 @dataclass
@@ -222,6 +226,7 @@ class OscServer:
         self._stop = threading.Event()
         self.sock = bind_socket(settings.bind, settings.port)
         self.port = self.sock.getsockname()[1]
+        self.query = self._make_query(settings)
         self._reported = OscCounters()
         self._reported_at = time.monotonic()
         self._changes: dict[str, tuple[Any, Any]] = {}
@@ -237,9 +242,13 @@ class OscServer:
             t.daemon = True
             t.start()
         log.info("OSC listening on %s port %d", self.settings.bind, self.port)
+        if self.query is not None:
+            self.query.start()
 
     def stop(self) -> None:
         self.target.store.unsubscribe(self._feedback)
+        if self.query is not None:
+            self.query.stop()
         self._stop.set()
         for t in self._threads:
             if t.ident is not None:
@@ -258,8 +267,41 @@ class OscServer:
             self.port = sock.getsockname()[1]
             old.close()
             log.info("OSC now listening on %s port %d", settings.bind, self.port)
+        if {"bind", "port", "query_port", "allowed_senders"} & set(changed):
+            if self.query is not None:
+                self.query.stop()
+            self.query = self._make_query(settings)
+            if self.query is not None:
+                self.query.start()
         self.settings = settings
         return changed
+
+    def _make_query(self, settings: OscSettings) -> OscQueryServer | None:
+        if settings.query_port is None:
+            return None
+        try:
+            return OscQueryServer(
+                settings.bind, settings.query_port, self.port, self._values, settings.allowed_senders
+            )
+        except OSError as exc:
+            raise OscBindError(
+                f"cannot serve OSCQuery on {settings.bind} port {settings.query_port}: {exc.strerror}; "
+                "choose another with osc.query_port (0 = any free port, null = no OSCQuery)"
+            ) from None
+
+    def _values(self) -> dict[str, Any]:
+        """The current value of every readable address (OSCQuery VALUE)."""
+        params = self.target.store.snapshot()
+        out: dict[str, Any] = {"/rvcd/model": self.target.model_name()}
+        for address in ADDRESSES:
+            if address.param is None:
+                continue
+            value = getattr(params, address.param)
+            if address.path.endswith("/norm"):
+                lo, hi = RANGES[address.param]
+                value = (float(value) - lo) / (hi - lo)
+            out[address.path] = int(value) if isinstance(value, bool) else value
+        return out
 
     # -- transport ------------------------------------------------------------------------
 

@@ -83,6 +83,7 @@ class OscConfig:
     allowed_senders: list[str] = field(default_factory=list)
     reply_port: int | None = None
     meter_rate: float = 10.0
+    query_port: int | None = 0
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "engine.max_model_mb": (1.0, 65536.0),
     "osc.port": (0, 65535),
     "osc.reply_port": (1, 65535),
+    "osc.query_port": (0, 65535),
     "osc.meter_rate": (0.1, 100.0),
     "log.stats_interval": (0.0, 86400.0),
     **{f"engine.{k}": v for k, v in RANGES.items()},

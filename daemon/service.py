@@ -403,7 +403,7 @@ class Daemon:
         o = cfg.osc
         senders = resolve_senders(o.allowed_senders)
         return OscSettings(
-            o.bind, o.port, senders, o.reply_port, o.meter_rate, cfg.models_dir, cfg.presets_dir
+            o.bind, o.port, senders, o.reply_port, o.meter_rate, cfg.models_dir, cfg.presets_dir, o.query_port
         )
 
     def start(self) -> None:

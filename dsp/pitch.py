@@ -104,11 +104,16 @@ def register(name: str) -> Callable[[Callable[..., PitchEstimator]], Callable[..
     return wrap
 
 
+METHOD_NAMES = ("rmvpe", "fcpe", "crepe", "crepe-tiny", "harvest", "dio", "pm")
+"""The estimators rvcd ships, in the order the reference lists them (also the index a
+radio button sends): known without importing them, so the control surface's address
+table needs no torch."""
+
+
 def methods() -> list[str]:
-    """Names of every estimator, in the order the reference lists them."""
+    """Names of every registered estimator, in `METHOD_NAMES` order."""
     _load_all()
-    order = ["rmvpe", "fcpe", "crepe", "crepe-tiny", "harvest", "dio", "pm"]
-    return [m for m in order if m in _REGISTRY] + sorted(set(_REGISTRY) - set(order))
+    return [m for m in METHOD_NAMES if m in _REGISTRY] + sorted(set(_REGISTRY) - set(METHOD_NAMES))
 
 
 def _load_all() -> None:

@@ -313,3 +313,14 @@ def test_faiss_advice_goes_through_the_log(tmp_path, capfd, caplog):
         assert main(["index", "build", str(feats), str(tmp_path / "few.index")]) == 0
     assert "faiss recommends at least 39" in caplog.text
     assert "please provide at least" not in capfd.readouterr().err, "faiss's own stderr line is silenced"
+
+
+def test_the_command_line_starts_without_the_inference_stack():
+    """`rvcd --help` and the start of `rvcd run` stay quick: torch is imported only by the
+    commands that need it (and a SIGHUP during start-up finds its handler in place)."""
+    import subprocess
+    import sys
+
+    code = "import sys, rvcd.daemon.cli; print(sorted(m for m in ('torch', 'zeroconf') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

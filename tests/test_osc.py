@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import socket
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +22,7 @@ from osc_probe import OscProbe, build
 from test_streamer import _envelope_peak_hz, _median_f0, _tone, _vowel
 
 from rvcd.control import osc_server
+from rvcd.control.osc_addresses import ADDRESSES
 from rvcd.control.osc_server import OscBindError, bind_socket
 from rvcd.control.osc_wire import MAX_MESSAGES
 from rvcd.control.subscribers import MAX_PER_HOST as MAX_SUBSCRIPTIONS_PER_HOST
@@ -644,3 +648,76 @@ def test_presets_save_list_and_load(server, tmp_path):
     finally:
         probe.close()
         d.stop()
+
+
+def _get(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_oscquery_serves_every_address_with_range_and_value(world):
+    d, probe = world
+    probe.ask("/rvcd/pitch", 3.5)
+    port = d.osc.query.port
+    info = _get(port, "/?HOST_INFO")
+    assert info["OSC_PORT"] == d.osc.port and info["OSC_TRANSPORT"] == "UDP"
+    tree = _get(port, "/")
+    for address in ADDRESSES:
+        node = tree
+        for part in address.path.strip("/").split("/"):
+            node = node["CONTENTS"][part]
+        assert node["FULL_PATH"] == address.path
+        assert node["ACCESS"] == address.access and node["DESCRIPTION"]
+        if address.range is not None:
+            assert node["RANGE"] == [{"MIN": address.range[0], "MAX": address.range[1]}]
+    pitch = tree["CONTENTS"]["rvcd"]["CONTENTS"]["pitch"]
+    assert pitch["VALUE"] == [3.5] and pitch["TYPE"] == "f"
+    assert pitch["CONTENTS"]["norm"]["VALUE"] == [pytest.approx((3.5 + 24) / 48)]
+    assert _get(port, "/rvcd/f0_method")["RANGE"] == [
+        {"VALS": ["rmvpe", "fcpe", "crepe", "crepe-tiny", "harvest", "dio", "pm"]}
+    ]
+    assert _get(port, "/rvcd/pitch?VALUE") == {"VALUE": [3.5]}
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        _get(port, "/rvcd/nosuch")
+    assert missing.value.code == 404
+
+
+def test_oscquery_follows_the_allowed_senders(server, tmp_path):
+    d = _daemon(server, tmp_path, allowed_senders=["127.0.0.2"])
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(d.osc.query.port, "/")
+        assert refused.value.code == 403
+    finally:
+        d.stop()
+
+
+def test_oscquery_is_advertised_over_mdns(world):
+    """Browsed with zeroconf on loopback; a machine without multicast on loopback skips."""
+    zeroconf = pytest.importorskip("zeroconf")
+    d, _ = world
+    deadline = time.monotonic() + 5
+    while d.osc.query._zeroconf is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if d.osc.query._zeroconf is None:
+        pytest.skip("mDNS advertisement unavailable here (no multicast on loopback)")
+    found = threading.Event()
+
+    class Listener:
+        def add_service(self, zc, kind, name):
+            info = zc.get_service_info(kind, name, timeout=2000)
+            if info is not None and info.port == d.osc.query.port:
+                found.set()
+
+        update_service = add_service
+
+        def remove_service(self, zc, kind, name):
+            pass
+
+    zc = zeroconf.Zeroconf(interfaces=["127.0.0.1"])
+    try:
+        zeroconf.ServiceBrowser(zc, "_oscjson._tcp.local.", Listener())
+        if not found.wait(5.0):
+            pytest.skip("no mDNS answer on loopback within 5 s (multicast not routed here)")
+    finally:
+        zc.close()

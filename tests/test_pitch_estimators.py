@@ -60,3 +60,9 @@ def test_clipped_and_tiny_input_gives_defined_output(estimators, method):
     loud = np.clip(noisy_tone(200.0, 0.5) * 20, -4, 4)
     assert np.isfinite(estimators[method](loud)).all()
     assert estimators[method](np.zeros(10, dtype=np.float32)).shape == (1,)
+
+
+def test_the_listed_estimators_are_the_registered_ones():
+    from rvcd.dsp.pitch import METHOD_NAMES, methods
+
+    assert methods() == list(METHOD_NAMES)
