@@ -721,3 +721,13 @@ def test_oscquery_is_advertised_over_mdns(world):
             pytest.skip("no mDNS answer on loopback within 5 s (multicast not routed here)")
     finally:
         zc.close()
+
+
+def test_every_address_in_the_table_is_served(world):
+    """The table OSCQuery, the layouts and the README use is the one the daemon answers."""
+    _, probe = world
+    for address in ADDRESSES:
+        replies = probe.ask(address.path, timeout=2.0)
+        errors = [args[1] for a, args in replies if a == "/rvcd/error"]
+        assert replies, address.path
+        assert not any("unknown address" in e for e in errors), (address.path, errors)
