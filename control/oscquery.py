@@ -200,5 +200,6 @@ class OscQueryServer:
     def stop(self) -> None:
         self._stopped.set()
         self._close_zeroconf()
-        self.http.shutdown()
+        if self._thread.ident is not None:  # shutdown() would wait forever for a loop never started
+            self.http.shutdown()
         self.http.server_close()
