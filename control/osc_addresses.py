@@ -54,6 +54,25 @@ ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress(
         "/rvcd/bypass", "i", READ | WRITE, "dry signal, delayed by the latency", (0, 1), param="bypass"
     ),
+    OscAddress(
+        "/rvcd/monitor/mix",
+        "f",
+        READ | WRITE,
+        "monitor ports: 0 = the dry input, 1 = the converted voice",
+        RANGES["monitor_mix"],
+        param="monitor_mix",
+    ),
+    OscAddress(
+        "/rvcd/monitor/gain",
+        "f",
+        READ | WRITE,
+        "monitor level, dB",
+        RANGES["monitor_gain"],
+        param="monitor_gain",
+    ),
+    OscAddress(
+        "/rvcd/monitor/mute", "i", READ | WRITE, "silence the monitor ports", (0, 1), param="monitor_mute"
+    ),
     OscAddress("/rvcd/model", "s", READ | WRITE, "voice model in models_dir: loads in the background"),
     OscAddress("/rvcd/models", "", WRITE, "list the voice models in models_dir"),
     OscAddress("/rvcd/status", "", WRITE, "every parameter and counter as key value pairs"),

@@ -61,8 +61,19 @@ POLL_S = 0.2
 CHANGES_EVERY_S = 1.0
 """Parameter changes made over OSC are logged, coalesced, at most this often."""
 FLOAT_PARAMS = ("pitch", "formant", "index_rate", "gate", "rms_mix")
-FEEDBACK_PARAMS = (*FLOAT_PARAMS, "speaker", "f0_method", "bypass")
+MONITOR_PARAMS = {"mix": "monitor_mix", "gain": "monitor_gain", "mute": "monitor_mute"}
+"""`/rvcd/monitor/<key>` -> the parameter it sets."""
+FEEDBACK_PARAMS = (*FLOAT_PARAMS, "speaker", "f0_method", "bypass", *MONITOR_PARAMS.values())
 """Parameters sent to subscribers when they subscribe and whenever they change."""
+
+
+def param_address(name: str) -> str:
+    """The OSC address of parameter `name` (`monitor_mix` is `/rvcd/monitor/mix`)."""
+    for key, param in MONITOR_PARAMS.items():
+        if param == name:
+            return f"{PREFIX}/monitor/{key}"
+    return f"{PREFIX}/{name}"
+
 
 Reply = Callable[[str, list[Any]], None]
 
@@ -452,6 +463,13 @@ class OscServer:
             if name == "preset" and len(parts) == 2 and parts[1] in PRESET_ACTIONS:
                 PRESET_ACTIONS[parts[1]](self, args, reply, sender)
                 return
+            if name == "monitor" and len(parts) == 2 and parts[1] in MONITOR_PARAMS:
+                param = MONITOR_PARAMS[parts[1]]
+                if param == "monitor_mute":
+                    self._switch(param, args, reply, sender)
+                else:
+                    self._float_param(param, args, reply, False, sender)
+                return
             if len(parts) > 2 or (len(parts) == 2 and not norm):
                 raise LookupError
             if norm and name not in FLOAT_PARAMS:
@@ -461,7 +479,7 @@ class OscServer:
             elif name == "speaker":
                 self._speaker(args, reply, sender)
             elif name == "bypass":
-                self._bypass(args, reply, sender)
+                self._switch("bypass", args, reply, sender)
             elif name == "f0_method":
                 self._f0_method(args, reply, sender)
             elif name == "model":
@@ -501,7 +519,7 @@ class OscServer:
     def _float_param(
         self, name: str, args: list[Any], reply: Reply, norm: bool, sender: tuple[str, int]
     ) -> None:
-        address = f"{PREFIX}/{name}" + ("/norm" if norm else "")
+        address = param_address(name) + ("/norm" if norm else "")
         self._arity(address, args, 0, 1)
         lo, hi = RANGES[name]
         if args:
@@ -534,12 +552,13 @@ class OscServer:
             self._warn_if_idle(address, "speaker", clamped, reply)
         reply(address, [int(self.target.store.snapshot().speaker)])
 
-    def _bypass(self, args: list[Any], reply: Reply, sender: tuple[str, int]) -> None:
-        address = f"{PREFIX}/bypass"
+    def _switch(self, name: str, args: list[Any], reply: Reply, sender: tuple[str, int]) -> None:
+        """An on/off parameter (bypass, monitor mute): set and read back as 0/1."""
+        address = param_address(name)
         self._arity(address, args, 0, 1)
         if args:
-            self._set("bypass", to_bool(args[0]), sender)
-        reply(address, [int(self.target.store.snapshot().bypass)])
+            self._set(name, to_bool(args[0]), sender)
+        reply(address, [int(getattr(self.target.store.snapshot(), name))])
 
     def _f0_method(self, args: list[Any], reply: Reply, sender: tuple[str, int]) -> None:
         address = f"{PREFIX}/f0_method"
@@ -674,7 +693,7 @@ class OscServer:
         for name in names or FEEDBACK_PARAMS:
             value = getattr(params, name)
             value = int(value) if isinstance(value, bool) else value
-            out.append((f"{PREFIX}/{name}", [value]))
+            out.append((param_address(name), [value]))
             if name in FLOAT_PARAMS and self.subscribers.wants_norm(host, name):
                 lo, hi = RANGES[name]
                 out.append((f"{PREFIX}/{name}/norm", [(float(value) - lo) / (hi - lo)]))

@@ -38,6 +38,9 @@ class JackConfig:
     connect_inputs: list[str] = field(default_factory=list)
     connect_outputs: list[str] = field(default_factory=list)
     underrun: str = "dry"
+    monitor: bool = False
+    """Also register monitor_N ports (what the speaker should hear)."""
+    connect_monitor: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class EngineConfig:
     gate: float = -120.0
     rms_mix: float = 1.0
     protect: float = 0.33
+    monitor_mix: float = 1.0
+    monitor_gain: float = 0.0
     max_model_mb: float = DEFAULT_MAX_MODEL_MB
 
     def worker_threads(self) -> int:
@@ -120,6 +125,8 @@ class Config:
             gate=e.gate,
             rms_mix=e.rms_mix,
             protect=e.protect,
+            monitor_mix=e.monitor_mix,
+            monitor_gain=e.monitor_gain,
         )
 
 

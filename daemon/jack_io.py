@@ -65,6 +65,11 @@ class JackIO:
         try:
             self.inputs = [self.client.inports.register(f"in_{i + 1}") for i in range(cfg.channels)]
             self.outputs = [self.client.outports.register(f"out_{i + 1}") for i in range(cfg.channels)]
+            self.monitors = (
+                [self.client.outports.register(f"monitor_{i + 1}") for i in range(cfg.channels)]
+                if cfg.monitor
+                else []
+            )
         except jack.JackError as exc:
             self._abandon()
             raise JackLostError(f"the JACK server went away while registering ports: {exc}") from exc
@@ -76,7 +81,10 @@ class JackIO:
         self.client.set_samplerate_callback(self._samplerate)
         self.client.set_blocksize_callback(self._blocksize)
         self.client.set_port_connect_callback(self._port_connect)
-        self._latency_reporter = LatencyReporter(self.client, self.inputs, self.outputs, latency)
+        # The monitor ports carry the same delay as the outputs: declared alike.
+        self._latency_reporter = LatencyReporter(
+            self.client, self.inputs * (1 + bool(self.monitors)), self.outputs + self.monitors, latency
+        )
 
     @property
     def name(self) -> str:
@@ -85,10 +93,15 @@ class JackIO:
     def _process(self, frames: int) -> None:
         pipeline = self.pipeline
         if pipeline is None or frames != pipeline.period:
-            for port in self.outputs:
+            for port in self.outputs + self.monitors:
                 port.get_array().fill(0.0)
             return
-        pipeline.io([p.get_array() for p in self.inputs], [p.get_array() for p in self.outputs], frames)
+        pipeline.io(
+            [p.get_array() for p in self.inputs],
+            [p.get_array() for p in self.outputs],
+            frames,
+            [p.get_array() for p in self.monitors],
+        )
 
     def _port_connect(self, a: jack.Port, b: jack.Port, connected: bool) -> None:
         """JACK's notification thread: note a connection to or from one of our ports."""
@@ -115,7 +128,7 @@ class JackIO:
         """Connect again what `patch` (from an earlier client) held; log what came back and
         what could not (a port that no longer exists)."""
         restored, missing = [], []
-        ours = {p.shortname: p for p in self.inputs + self.outputs}
+        ours = {p.shortname: p for p in self.inputs + self.outputs + self.monitors}
         for own, other in sorted(patch):
             port = ours.get(own)
             try:
@@ -166,6 +179,7 @@ class JackIO:
             raise JackLostError(f"the JACK server went away before rvcd was active: {exc}") from exc
         self._connect(self.cfg.connect_inputs, self.inputs, outgoing=False)
         self._connect(self.cfg.connect_outputs, self.outputs, outgoing=True)
+        self._connect(self.cfg.connect_monitor, self.monitors, outgoing=True)
 
     def _connect(self, patterns: list[str], ports: list[jack.Port], outgoing: bool) -> None:
         for pattern, port in zip(patterns, ports, strict=False):
@@ -200,7 +214,7 @@ class JackIO:
         try:
             if not self.server_gone.is_set():
                 self.client.deactivate()
-                for port in self.inputs + self.outputs:
+                for port in self.inputs + self.outputs + self.monitors:
                     port.unregister()
             self.client.close()
         except jack.JackError as exc:

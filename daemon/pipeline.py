@@ -79,6 +79,7 @@ class Pipeline:
         self.last_error = ""
         self.level_in = np.zeros(self.channels, dtype=np.float32)
         self.level_out = np.zeros(self.channels, dtype=np.float32)
+        self._dry = np.zeros(period, dtype=np.float32)
         self.times_ms: collections.deque[float] = collections.deque(maxlen=2000)
         self._pending: tuple[Engine, threading.Event, Callable[[], None] | None] | None = None
 
@@ -87,8 +88,15 @@ class Pipeline:
     def _ready(self, k: int) -> bool:
         return k < 0 or self.stamps[k % self.n_slots] == k
 
-    def io(self, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray], frames: int) -> None:
-        """Process callback body: store input, emit converted output (or the fallback)."""
+    def io(
+        self,
+        inputs: Sequence[np.ndarray],
+        outputs: Sequence[np.ndarray],
+        frames: int,
+        monitors: Sequence[np.ndarray] = (),
+    ) -> None:
+        """Process callback body: store input, emit converted output (or the fallback),
+        and the monitor feed (a mix of the output and the equally delayed input)."""
         if self.t0 is None:
             self.t0 = self.frame_time
         t = self.frame_time
@@ -108,7 +116,25 @@ class Pipeline:
                     buf.fill(0.0)
                 else:
                     self.inputs.read(ch, dry_at, buf)
+        if monitors:
+            self._monitor(t, outputs, monitors, frames)
         self.frame_time = t + frames
+
+    def _monitor(
+        self, t: int, outputs: Sequence[np.ndarray], monitors: Sequence[np.ndarray], frames: int
+    ) -> None:
+        """monitor = gain * (mix * output + (1 - mix) * input delayed by the latency); the
+        outputs themselves are not touched. In place, into preallocated buffers."""
+        p = self.store.snapshot()
+        gain = 0.0 if p.monitor_mute else 10 ** (p.monitor_gain / 20)
+        dry_at = t - self.latency
+        for ch, buf in enumerate(monitors):
+            np.multiply(outputs[ch], gain * p.monitor_mix, out=buf)
+            if gain and p.monitor_mix < 1 and dry_at >= self.t0:
+                dry = self._dry[:frames]
+                self.inputs.read(ch, dry_at, dry)
+                dry *= gain * (1 - p.monitor_mix)
+                buf += dry
 
     # -- worker side ---------------------------------------------------------------------
 

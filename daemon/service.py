@@ -182,6 +182,8 @@ class Daemon:
     def no_effect(self, name: str, value: Any) -> str | None:
         """Why setting `name` to `value` changes nothing with the running engine, or None."""
         engine = self.engine
+        if name.startswith("monitor_") and not self.cfg.jack.monitor:
+            return f"{name} has no effect: there are no monitor ports (set jack.monitor: true)"
         if isinstance(engine, WorldEngine):
             if name in ("index_rate", "speaker", "protect"):
                 return f"{name} has no effect on the WORLD engine (it needs an RVC voice model)"

@@ -13,6 +13,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "gate": (-120.0, 0.0),
     "rms_mix": (0.0, 1.0),
     "protect": (0.0, 0.5),
+    "monitor_mix": (0.0, 1.0),
+    "monitor_gain": (-60.0, 12.0),
 }
 MAX_SPEAKER = 65535
 """Highest speaker id accepted before a model says how many it has (RVC's largest
@@ -43,6 +45,12 @@ class StreamParams:
     """Share of raw content features kept in unvoiced frames, 0..0.5 (0.5 = off)."""
     bypass: bool = False
     """Pass the input through (delayed by the declared latency), click-free."""
+    monitor_mix: float = 1.0
+    """Monitor ports: 0 = the dry input, 1 = the converted voice (delayed alike)."""
+    monitor_gain: float = 0.0
+    """Monitor ports' level, dB (-60..12)."""
+    monitor_mute: bool = False
+    """Silence the monitor ports (the main outputs carry on)."""
 
     def with_changes(self, **changes: Any) -> StreamParams:
         return replace(self, **changes)

@@ -63,27 +63,29 @@ class JackServer:
 
 
 class _Clients:
-    """A player feeding `<target>:in_<channel>` and a recorder on `<target>:out_<channel>`.
+    """A player feeding `<target>:in_<channel>` and a recorder on `<target>:<output>_<channel>`
+    for each of `outputs` (default: out).
     Both start on the same JACK cycle and then count cycles, as rvcd does, so a
     recording stays aligned with what was played even when an xrun makes JACK's frame
     time jump."""
 
-    def __init__(self, server: str, target: str, channel: int) -> None:
+    def __init__(self, server: str, target: str, channel: int, outputs: tuple[str, ...] = ("out",)) -> None:
         self.player = jack.Client("rig-player", servername=server, no_start_server=True)
         self.recorder = jack.Client("rig-recorder", servername=server, no_start_server=True)
         self.rate = self.player.samplerate
         self.play_port = self.player.outports.register("out")
-        self.rec_port = self.recorder.inports.register("in")
+        self.rec_ports = [self.recorder.inports.register(f"in_{name}") for name in outputs]
         self.signal = np.zeros(0, dtype=np.float32)
         self.start_frame: int | None = None
         self.play_pos: int | None = None
-        self.recording: list[np.ndarray] | None = None
+        self.recording: list[list[np.ndarray]] | None = None
         self.player.set_process_callback(self._play)
         self.recorder.set_process_callback(self._record)
         self.player.activate()
         self.recorder.activate()
         self.player.connect(self.play_port, f"{target}:in_{channel}")
-        self.recorder.connect(f"{target}:out_{channel}", self.rec_port)
+        for name, port in zip(outputs, self.rec_ports, strict=True):
+            self.recorder.connect(f"{target}:{name}_{channel}", port)
 
     def _started(self, client: jack.Client) -> bool:
         start = self.start_frame
@@ -108,9 +110,9 @@ class _Clients:
             if not self._started(self.recorder):
                 return
             self.recording = []
-        self.recording.append(self.rec_port.get_array().copy())
+        self.recording.append([port.get_array().copy() for port in self.rec_ports])
 
-    def play(self, signal: np.ndarray, tail_seconds: float) -> np.ndarray:
+    def play(self, signal: np.ndarray, tail_seconds: float) -> list[np.ndarray]:
         self.start_frame = None
         self.play_pos = None
         self.recording = None
@@ -120,10 +122,13 @@ class _Clients:
         time.sleep(total / self.rate + 0.3)
         self.start_frame = None
         chunks = self.recording or []
-        out = np.zeros(total, dtype=np.float32)
-        got = np.concatenate(chunks)[:total] if chunks else out[:0]
-        out[: len(got)] = got
-        return out
+        takes = []
+        for i in range(len(self.rec_ports)):
+            out = np.zeros(total, dtype=np.float32)
+            got = np.concatenate([c[i] for c in chunks])[:total] if chunks else out[:0]
+            out[: len(got)] = got
+            takes.append(out)
+        return takes
 
     def close(self) -> None:
         for client in (self.player, self.recorder):
@@ -134,10 +139,12 @@ class _Clients:
                 pass
 
 
-def _serve_clients(conn: Connection, server: str, target: str, channel: int) -> None:
-    """The rig process: answer ("play", signal, tail_seconds) with the recording."""
+def _serve_clients(
+    conn: Connection, server: str, target: str, channel: int, outputs: tuple[str, ...]
+) -> None:
+    """The rig process: answer ("play", signal, tail_seconds) with the recordings."""
     try:
-        clients = _Clients(server, target, channel)
+        clients = _Clients(server, target, channel, outputs)
     except jack.JackError as exc:
         conn.send(exc)
         return
@@ -154,10 +161,14 @@ class Rig:
     process under test its callbacks would wait for the GIL behind the daemon's worker
     and miss JACK cycles that rvcd does not miss, which shifts recordings."""
 
-    def __init__(self, server: str, target: str = "rvcd", channel: int = 1) -> None:
+    def __init__(
+        self, server: str, target: str = "rvcd", channel: int = 1, outputs: tuple[str, ...] = ("out",)
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve_clients, args=(child, server, target, channel), daemon=True)
+        self._proc = ctx.Process(
+            target=_serve_clients, args=(child, server, target, channel, outputs), daemon=True
+        )
         self._proc.start()
         reply = self._conn.recv()
         if isinstance(reply, Exception):
@@ -168,6 +179,10 @@ class Rig:
     def play(self, signal: np.ndarray, tail_seconds: float = 1.0) -> np.ndarray:
         """Play `signal`, wait for it and `tail_seconds` more; return what came back,
         sample i aligned with signal sample i (so a delay of d shows as a shift by d)."""
+        return self.play_all(signal, tail_seconds)[0]
+
+    def play_all(self, signal: np.ndarray, tail_seconds: float = 1.0) -> list[np.ndarray]:
+        """`play`, returning what came back on each of the rig's `outputs`."""
         self._conn.send(("play", np.asarray(signal, dtype=np.float32), tail_seconds))
         return self._conn.recv()
 

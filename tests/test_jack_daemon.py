@@ -661,3 +661,43 @@ def test_connections_made_by_anyone_survive_a_reconfiguration(tmp_path, server, 
             assert patched() == {"rvcd:out_1"}, "a connection removed by hand stays removed"
     finally:
         patchbay.close()
+
+
+def test_the_monitor_mixes_and_levels_without_touching_the_output(tmp_path, server):
+    path = _config(tmp_path, server)
+    path.write_text(path.read_text().replace("jack:\n", "jack:\n  monitor: true\n", 1))
+    d = Daemon(load_config(path))
+    d.start()
+    rig = Rig(server.name, outputs=("out", "monitor"))
+    x = (np.random.default_rng(7).standard_normal(RATE) * 0.1).astype(np.float32)
+    try:
+        probe = jack.Client("probe", servername=server.name, no_start_server=True)
+        lat = d.latency_samples()
+        assert get_range(probe.get_port_by_name("rvcd:monitor_1"), CAPTURE)[0] == lat, "declared like out_1"
+        probe.close()
+        d.store.set("pitch", 12.0)
+
+        def take() -> tuple[np.ndarray, np.ndarray, int]:
+            """Out and monitor of one take, and the xruns in it (which shift a recording
+            by whole periods: `_dry_fraction` allows for them)."""
+            for _ in range(3):
+                before = d.status()["xruns"]
+                out, monitor = rig.play_all(x)
+                xruns = d.status()["xruns"] - before
+                if xruns == 0:
+                    break
+            return out, monitor, xruns
+
+        out, monitor, _ = take()
+        np.testing.assert_array_equal(monitor, out)  # default: the converted voice
+        d.store.set("monitor_mix", 0.0)
+        d.store.set("monitor_gain", -6.0206)
+        out, monitor, xruns = take()
+        assert _dry_fraction(monitor / 0.5, x, lat, xruns) > 0.9, "the dry input at half level"
+        assert _dry_fraction(out, x, lat, xruns) < 0.1, "the output is still converted"
+        d.store.set("monitor_mute", True)
+        out, monitor, _ = take()
+        assert not monitor.any() and np.sqrt(np.mean(out**2)) > 0.01
+    finally:
+        rig.close()
+        d.stop()

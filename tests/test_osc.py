@@ -564,6 +564,8 @@ def test_settings_without_effect_are_answered_with_a_warning(world):
     assert status["f0_method"] == "harvest"
     assert d.engine.effective_f0(d.store.snapshot()) == "harvest"
     assert warnings(probe.ask("/rvcd/pitch", 3.0)) == []
+    assert "no monitor ports" in warnings(probe.ask("/rvcd/monitor/mix", 0.5))[0]
+    assert _value(probe.ask("/rvcd/monitor/mute", 1), "/rvcd/monitor/mute") == [1]
 
 
 # -- surfaces that stay in sync ---------------------------------------------------------------
