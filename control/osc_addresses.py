@@ -42,6 +42,7 @@ ADDRESSES: tuple[OscAddress, ...] = (
     *_float("index_rate", "retrieval blend"),
     *_float("gate", "input gate threshold, dBFS (-120 = off)"),
     *_float("rms_mix", "loudness envelope: 0 = the input's, 1 = the voice's own"),
+    *_float("gain", "output level, dB"),
     OscAddress("/rvcd/speaker", "i", READ | WRITE, "speaker id, clamped to the model's", param="speaker"),
     OscAddress(
         "/rvcd/f0_method",

@@ -60,7 +60,7 @@ POLL_S = 0.2
 """The OSC thread wakes at least this often (stop requests, reports, its heartbeat)."""
 CHANGES_EVERY_S = 1.0
 """Parameter changes made over OSC are logged, coalesced, at most this often."""
-FLOAT_PARAMS = ("pitch", "formant", "index_rate", "gate", "rms_mix")
+FLOAT_PARAMS = ("pitch", "formant", "index_rate", "gate", "rms_mix", "gain")
 MONITOR_PARAMS = {"mix": "monitor_mix", "gain": "monitor_gain", "mute": "monitor_mute"}
 """`/rvcd/monitor/<key>` -> the parameter it sets."""
 FEEDBACK_PARAMS = (*FLOAT_PARAMS, "speaker", "f0_method", "bypass", *MONITOR_PARAMS.values())
@@ -601,7 +601,7 @@ class OscServer:
         status = self.target.status()
         params = status.pop("params")
         args: list[Any] = []
-        for key in ("pitch", "formant", "index_rate", "f0_method", "speaker", "gate", "rms_mix", "bypass"):
+        for key in FEEDBACK_PARAMS:
             args += [key, getattr(params, key)]
         for key, value in status.items():
             args += [key, value if isinstance(value, int | float | str) else str(value)]

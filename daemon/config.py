@@ -66,6 +66,7 @@ class EngineConfig:
     gate: float = -120.0
     rms_mix: float = 1.0
     protect: float = 0.33
+    gain: float = 0.0
     monitor_mix: float = 1.0
     monitor_gain: float = 0.0
     max_model_mb: float = DEFAULT_MAX_MODEL_MB
@@ -125,6 +126,7 @@ class Config:
             gate=e.gate,
             rms_mix=e.rms_mix,
             protect=e.protect,
+            gain=e.gain,
             monitor_mix=e.monitor_mix,
             monitor_gain=e.monitor_gain,
         )

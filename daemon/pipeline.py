@@ -116,6 +116,9 @@ class Pipeline:
                     buf.fill(0.0)
                 else:
                     self.inputs.read(ch, dry_at, buf)
+                    gain = self.store.snapshot().gain
+                    if gain:
+                        buf *= np.float32(10 ** (gain / 20))
         if monitors:
             self._monitor(t, outputs, monitors, frames)
         self.frame_time = t + frames
@@ -190,6 +193,8 @@ class Pipeline:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 out = streamer.process(self.block_in, params.with_changes(bypass=True))
                 late = True
+            if params.gain:
+                out = out * np.float32(10 ** (params.gain / 20))
             self.level_in[ch] = float(np.sqrt(np.mean(self.block_in**2)))
             self.level_out[ch] = float(np.sqrt(np.mean(out**2)))
             if not late:

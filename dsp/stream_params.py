@@ -13,6 +13,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "gate": (-120.0, 0.0),
     "rms_mix": (0.0, 1.0),
     "protect": (0.0, 0.5),
+    "gain": (-60.0, 12.0),
     "monitor_mix": (0.0, 1.0),
     "monitor_gain": (-60.0, 12.0),
 }
@@ -45,6 +46,8 @@ class StreamParams:
     """Share of raw content features kept in unvoiced frames, 0..0.5 (0.5 = off)."""
     bypass: bool = False
     """Pass the input through (delayed by the declared latency), click-free."""
+    gain: float = 0.0
+    """Output level, dB (-60..12): the main outputs, converted, bypassed or dry."""
     monitor_mix: float = 1.0
     """Monitor ports: 0 = the dry input, 1 = the converted voice (delayed alike)."""
     monitor_gain: float = 0.0

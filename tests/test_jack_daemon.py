@@ -701,3 +701,13 @@ def test_the_monitor_mixes_and_levels_without_touching_the_output(tmp_path, serv
     finally:
         rig.close()
         d.stop()
+
+
+def test_output_gain_levels_what_the_outputs_carry(daemon):
+    d, rig = daemon
+    x = (np.random.default_rng(9).standard_normal(RATE) * 0.1).astype(np.float32)
+    d.store.set("bypass", True)
+    d.store.set("gain", -6.0206)
+    time.sleep(0.5)
+    y, xruns = _take(d, rig, x)
+    assert _dry_fraction(y / 0.5, x, d.latency_samples(), xruns) > 0.9, "the input at half level"
