@@ -11,15 +11,14 @@ key or an out-of-range value refuses the whole preset) and written atomically.
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rvcd.dsp.atomic_file import write_atomically
 from rvcd.dsp.pitch import methods as f0_methods
 from rvcd.dsp.stream_params import RANGES, StreamParams
 
@@ -101,15 +100,7 @@ def write_preset(path: Path, params: StreamParams, model: str | None = None) -> 
     if model:
         data["model"] = model
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".preset-", suffix=".yaml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            yaml.safe_dump(data, f, sort_keys=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, lambda tmp: tmp.write_text(yaml.safe_dump(data, sort_keys=False)))
 
 
 def list_presets(presets_dir: Path | None) -> list[str]:

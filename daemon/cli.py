@@ -216,26 +216,12 @@ def _check_convert_args(args: argparse.Namespace) -> Path:
 
 
 def _write_atomically(out: Path, audio: Any, rate: int) -> None:
-    """Write next to the target and rename, so a failure never leaves a half-written file.
-    The file gets the mode of the file it replaces, or of a new file under the umask."""
+    """Write the converted audio to `out` (checked again: it may have changed during the
+    conversion) without ever leaving a half-written file."""
+    from rvcd.dsp.atomic_file import write_atomically
     from rvcd.dsp.audio_io import write_audio
 
-    out = _check_output(out, force=True)
-    if out.exists():
-        mode = out.stat().st_mode & 0o7777
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    try:
-        write_audio(tmp, audio, rate)
-        os.chmod(tmp, mode)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(_check_output(out, force=True), lambda tmp: write_audio(tmp, audio, rate))
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import yaml
 
 from rvcd.control.osc_server import resolve_senders
 from rvcd.daemon.engines import ENGINE_KINDS, EngineSpec
+from rvcd.dsp.atomic_file import write_atomically
 from rvcd.dsp.input_limits import DEFAULT_MAX_MODEL_MB
 from rvcd.dsp.pitch import methods as f0_methods
 from rvcd.dsp.precision import DEFAULT_PRECISION, PRECISIONS, cpu_info
@@ -307,6 +308,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
+
+
+def save_config(path: Path, text: str, overrides: dict[str, Any] | None = None) -> Config:
+    """Write configuration `text` to `path` only if it loads (with `overrides`), without
+    ever leaving a broken or half-written file; returns the configuration it holds."""
+    loaded: list[Config] = []
+
+    def write_checked(tmp: Path) -> None:
+        tmp.write_text(text)
+        loaded.append(load_config(tmp, overrides))
+
+    write_atomically(path, write_checked)
+    return replace(loaded[0], source=path)
 
 
 def _override(data: Any, overrides: dict[str, Any]) -> Any:

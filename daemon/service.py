@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
 import signal
 import sys
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ import yaml
 from rvcd.control.osc_server import OscBindError, OscServer, OscSettings, Reply, resolve_senders
 from rvcd.control.param_store import ParamStore
 from rvcd.control.presets import PresetError, model_preset_path, read_preset
-from rvcd.daemon.config import Config, ConfigError, changed_keys, load_config
+from rvcd.daemon.config import Config, ConfigError, changed_keys, load_config, save_config
 from rvcd.daemon.engines import build_engine
 from rvcd.daemon.jack_io import JackIO, JackLostError, JackUnavailableError
 from rvcd.daemon.model_swap import ModelSwapper, build_rvc_engine
@@ -470,15 +469,7 @@ class Daemon:
         for name in vars(self.cfg.initial_params()):
             if hasattr(self.cfg.engine, name):  # bypass is a live switch, not configuration
                 engine[name] = getattr(params, name)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-        try:
-            saved = load_config(tmp, self.cfg.overrides)  # never replace a file with a broken one
-        except ConfigError:
-            tmp.unlink()
-            raise
-        os.replace(tmp, path)
-        self.cfg = replace(saved, source=path)
+        self.cfg = save_config(path, yaml.safe_dump(data, sort_keys=False), self.cfg.overrides)
         log.info("saved the running parameters to %s", path)
 
     def reload(self, source: Path | None = None, overrides: dict[str, Any] | None = None) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from rvcd.daemon.config import Config, load_config
+from rvcd.daemon.config import Config, save_config
 from rvcd.daemon.engines import build_engine
 from rvcd.dsp.benchmark import bench_engine
 from rvcd.dsp.precision import resolve
@@ -154,10 +154,4 @@ def write_config(cfg: Config, row: TuneRow, out: Path) -> None:
         f"# measured p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms per block; declared "
         f"latency {1000 * row.latency:.0f} ms at 48 kHz / 256-sample periods\n"
     )
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(header + yaml.safe_dump(raw, sort_keys=False))
-    try:
-        load_config(tmp)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_config(out, header + yaml.safe_dump(raw, sort_keys=False))
