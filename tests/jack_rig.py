@@ -195,6 +195,23 @@ class Rig:
         self._conn.close()
 
 
+def port_appears(server: str, port: str, timeout: float = 30.0) -> bool:
+    """Wait up to `timeout` seconds for JACK port `port` to exist; whether it did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            probe = jack.Client("probe", servername=server, no_start_server=True)
+            try:
+                if probe.get_ports(port):
+                    return True
+            finally:
+                probe.close()
+        except jack.JackOpenError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def delay_of(played: np.ndarray, recorded: np.ndarray, max_delay: int) -> int:
     """Lag (samples) at which `recorded` best matches `played` (cross-correlation)."""
     size = 2 * len(recorded)

@@ -18,7 +18,7 @@ from pathlib import Path
 import jack
 import numpy as np
 import pytest
-from jack_rig import PERIOD, RATE, JackServer, Rig, delay_of
+from jack_rig import PERIOD, RATE, JackServer, Rig, delay_of, port_appears
 from osc_probe import OscProbe
 from test_streamer import _median_f0, _tone
 
@@ -245,20 +245,8 @@ def _spawn(config: Path) -> subprocess.Popen:
     )
 
 
-def _wait_for_ports(server: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            probe = jack.Client("probe", servername=server, no_start_server=True)
-            try:
-                if probe.get_ports("rvcd:out_1"):
-                    return
-            finally:
-                probe.close()
-        except jack.JackOpenError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("rvcd's ports did not appear")
+def _wait_for_ports(server: str) -> None:
+    assert port_appears(server, "rvcd:out_1"), "rvcd's ports did not appear"
 
 
 def _tone_level_through(server: JackServer) -> float:
@@ -614,9 +602,7 @@ def _wait_until(done, timeout: float = 10.0) -> None:
 def _reload_and_wait(d: Daemon, done, timeout: float = 20.0) -> None:
     """Ask the serve loop for a reload (as SIGHUP does) and wait until `done()`."""
     d.request_reload()
-    deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    _wait_until(done, timeout)
     assert done(), "the reload did not take effect"
     time.sleep(0.3)
 

@@ -8,29 +8,11 @@ import signal
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
-import jack
-from jack_rig import JackServer
+from jack_rig import JackServer, port_appears
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _wait_for_ports(server: str, client: str, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            probe = jack.Client("probe", servername=server, no_start_server=True)
-            try:
-                if probe.get_ports(f"{client}:out_1"):
-                    return True
-            finally:
-                probe.close()
-        except jack.JackOpenError:
-            pass
-        time.sleep(0.2)
-    return False
 
 
 def test_a_wheel_installs_and_runs_without_a_checkout(tmp_path):
@@ -90,7 +72,7 @@ def test_a_wheel_installs_and_runs_without_a_checkout(tmp_path):
         cwd=tmp_path,
     )
     try:
-        up = _wait_for_ports(server.name, "wheel")
+        up = port_appears(server.name, "wheel:out_1", timeout=60)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
