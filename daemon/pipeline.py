@@ -27,6 +27,7 @@ import numpy as np
 
 from rvcd.control.param_store import ParamStore
 from rvcd.daemon.ring import SampleRing
+from rvcd.dsp.stream_params import db_to_gain
 from rvcd.dsp.streamer import Engine, Streamer, StreamShape
 
 
@@ -118,7 +119,7 @@ class Pipeline:
                     self.inputs.read(ch, dry_at, buf)
                     gain = self.store.snapshot().gain
                     if gain:
-                        buf *= np.float32(10 ** (gain / 20))
+                        buf *= np.float32(db_to_gain(gain))
         if monitors:
             self._monitor(t, outputs, monitors, frames)
         self.frame_time = t + frames
@@ -129,7 +130,7 @@ class Pipeline:
         """monitor = gain * (mix * output + (1 - mix) * input delayed by the latency); the
         outputs themselves are not touched. In place, into preallocated buffers."""
         p = self.store.snapshot()
-        gain = 0.0 if p.monitor_mute else 10 ** (p.monitor_gain / 20)
+        gain = 0.0 if p.monitor_mute else db_to_gain(p.monitor_gain)
         dry_at = t - self.latency
         for ch, buf in enumerate(monitors):
             np.multiply(outputs[ch], gain * p.monitor_mix, out=buf)
@@ -194,7 +195,7 @@ class Pipeline:
                 out = streamer.process(self.block_in, params.with_changes(bypass=True))
                 late = True
             if params.gain:
-                out = out * np.float32(10 ** (params.gain / 20))
+                out = out * np.float32(db_to_gain(params.gain))
             self.level_in[ch] = float(np.sqrt(np.mean(self.block_in**2)))
             self.level_out[ch] = float(np.sqrt(np.mean(out**2)))
             if not late:

@@ -485,13 +485,11 @@ class Daemon:
             new = load_config(source, self.cfg.overrides if overrides is None else overrides)
             changed = changed_keys(self.cfg, new)
             self._apply(new, changed)
-        except (ConfigError, ModelFileError, OscBindError) as exc:
+        except Exception as exc:  # anything a new file or engine raises: keep running
             self.counters.reload_failures += 1
-            log.error("reload failed, keeping the running configuration: %s", exc)
-            return False
-        except Exception as exc:  # anything a new engine or file raises: keep running
-            self.counters.reload_failures += 1
-            log.error("reload failed, keeping the running configuration: %r", exc)
+            # Our own errors are sentences naming the key or file; others show their type.
+            reason = str(exc) if isinstance(exc, ConfigError | ModelFileError | OscBindError) else repr(exc)
+            log.error("reload failed, keeping the running configuration: %s", reason)
             return False
         if changed:
             log.info("configuration reloaded from %s: applied %s", new.source, ", ".join(changed))

@@ -59,6 +59,11 @@ class StreamParams:
         return replace(self, **changes)
 
 
+def db_to_gain(db: float) -> float:
+    """A level in dB as a linear factor (gain, monitor gain)."""
+    return 10 ** (db / 20)
+
+
 def clamp(name: str, value: float) -> tuple[float, bool]:
     """Clamp `value` into the range of parameter `name`; returns (value, was_clamped)."""
     lo, hi = RANGES[name]
