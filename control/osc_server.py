@@ -233,7 +233,6 @@ class OscServer:
         self.heartbeat = time.monotonic()
         """When the OSC thread last went round its loop (monotonic s; the watchdog reads it)."""
         self._buckets = SenderBuckets(MESSAGES_PER_SECOND, BURST_MESSAGES)
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self.sock = bind_socket(settings.bind, settings.port)
         self.port = self.sock.getsockname()[1]

@@ -73,6 +73,3 @@ class Subscribers:
     def wants_norm(self, host: str, name: str) -> bool:
         with self._lock:
             return name in self._norm.get(host, ())
-
-    def __iter__(self):  # the addresses, for tests and status
-        return iter(self.targets())

@@ -387,7 +387,7 @@ def test_subscribers_are_capped_per_host_oldest_evicted(world):
     for port in ports:
         probe.send("/rvcd/subscribe", port)
         probe.replies(0.05, until=("/rvcd/subscribe",))
-    kept = sorted(p for _, p in d.osc.subscribers)
+    kept = sorted(p for _, p in d.osc.subscribers.targets())
     assert kept == ports[-MAX_SUBSCRIPTIONS_PER_HOST:]
     assert d.osc.counters.subscriptions_evicted == len(ports) - MAX_SUBSCRIPTIONS_PER_HOST
 
