@@ -7,6 +7,7 @@ errors. Relative paths are resolved against the configuration file's directory.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,16 @@ from rvcd.control.osc_server import resolve_senders
 from rvcd.daemon.engines import ENGINE_KINDS, EngineSpec
 from rvcd.dsp.atomic_file import write_atomically
 from rvcd.dsp.input_limits import DEFAULT_MAX_MODEL_MB
+from rvcd.dsp.limiter import DEFAULT_CEILING_DB
 from rvcd.dsp.pitch import methods as f0_methods
 from rvcd.dsp.precision import DEFAULT_PRECISION, PRECISIONS, cpu_info
 from rvcd.dsp.precision import resolve as resolve_precision
 from rvcd.dsp.stream_params import MAX_SPEAKER, RANGES, StreamParams
 from rvcd.dsp.streamer import SHAPE_DEFAULTS, SHAPE_RANGES
 
+PHYSICAL_PORTS = "@physical"
+"""In a connect list: the hardware ports, in order (in_N from the N-th capture port,
+out_N to the N-th playback port; a single channel plays to the first two)."""
 JACK_CLIENT_NAME_MAX = 63
 """Longest JACK client name, bytes (jack.h: JACK_CLIENT_NAME_SIZE 64 with the NUL)."""
 
@@ -37,6 +42,7 @@ class JackConfig:
     server_name: str | None = None
     channels: int = 1
     connect_inputs: list[str] = field(default_factory=list)
+    """Per input, a regular expression for the ports to connect from, or PHYSICAL_PORTS."""
     connect_outputs: list[str] = field(default_factory=list)
     underrun: str = "dry"
     monitor: bool = False
@@ -70,6 +76,10 @@ class EngineConfig:
     gain: float = 0.0
     monitor_mix: float = 1.0
     monitor_gain: float = 0.0
+    limiter: bool = False
+    """A true-peak limiter on the outputs (the virtual microphone's feed)."""
+    limiter_ceiling: float = DEFAULT_CEILING_DB
+    """The limiter's ceiling, dBTP."""
     max_model_mb: float = DEFAULT_MAX_MODEL_MB
 
     def worker_threads(self) -> int:
@@ -94,6 +104,17 @@ class OscConfig:
 
 
 @dataclass(frozen=True)
+class VirtualMicConfig:
+    """A PipeWire virtual source fed by the outputs (see daemon/virtual_mic.py)."""
+
+    enabled: bool = False
+    name: str = "rvcd-mic"
+    """PipeWire node.name: what `pw-record --target` and scripts use."""
+    description: str = "rvcd voice"
+    """What applications show in their microphone list."""
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     stats_interval: float = 60.0
@@ -104,6 +125,7 @@ class Config:
     jack: JackConfig = field(default_factory=JackConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     osc: OscConfig = field(default_factory=OscConfig)
+    virtual_mic: VirtualMicConfig = field(default_factory=VirtualMicConfig)
     models_dir: Path | None = None
     presets_dir: Path | None = None
     """Where /rvcd/preset/save writes and /rvcd/preset/load reads (created on first save)."""
@@ -141,6 +163,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "engine.headroom": (0.0, 5.0),
     "engine.speaker": (0, MAX_SPEAKER),
     "engine.max_model_mb": (1.0, 65536.0),
+    "engine.limiter_ceiling": (-20.0, 0.0),
     "osc.port": (0, 65535),
     "osc.reply_port": (1, 65535),
     "osc.query_port": (0, 65535),
@@ -158,7 +181,13 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _RENAMED = {"engine.dtype": "engine.precision (auto | fp32 | bf16 | fp16)"}
 _PATHS = {"engine.model", "engine.index", "engine.hubert", "engine.rmvpe", "models_dir", "presets_dir"}
 _TOP_LEVEL_PATHS = ("models_dir", "presets_dir")
-_SECTIONS = {"jack": JackConfig, "engine": EngineConfig, "osc": OscConfig, "log": LogConfig}
+_SECTIONS = {
+    "jack": JackConfig,
+    "engine": EngineConfig,
+    "osc": OscConfig,
+    "virtual_mic": VirtualMicConfig,
+    "log": LogConfig,
+}
 
 
 def _describe(value: Any) -> str:
@@ -279,6 +308,18 @@ def _cross_check(cfg: Config) -> None:
     if not name or len(name.encode()) > JACK_CLIENT_NAME_MAX or ":" in name:
         raise ConfigError(
             f"jack.client_name: '{name}' must be 1..{JACK_CLIENT_NAME_MAX} bytes without ':' (JACK's limit)"
+        )
+    mic = cfg.virtual_mic
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,63}", mic.name):
+        raise ConfigError(
+            f"virtual_mic.name: '{mic.name}' must be 1..63 letters, digits, '.', '_' or '-' "
+            "(a PipeWire node name)"
+        )
+    description_ok = 0 < len(mic.description.encode()) <= JACK_CLIENT_NAME_MAX
+    if not description_ok or re.search(r'[:"\\\x00-\x1f]', mic.description):
+        raise ConfigError(
+            f"virtual_mic.description: {mic.description!r} must be 1..{JACK_CLIENT_NAME_MAX} bytes "
+            "without ':', '\"', '\\' or control characters (it names the device's JACK ports)"
         )
     try:
         resolve_senders(cfg.osc.allowed_senders)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import jack
 
-from rvcd.daemon.config import JackConfig
+from rvcd.daemon.config import PHYSICAL_PORTS, JackConfig
 from rvcd.daemon.jack_latency import LatencyReporter
 from rvcd.daemon.pipeline import Pipeline
 
@@ -43,6 +43,8 @@ class JackIO:
         self.cfg = cfg
         self.pipeline: Pipeline | None = None
         self.xruns = 0
+        self.cycles = 0
+        """Process callbacks so far: the serve loop watches it move."""
         self.server_gone = threading.Event()
         self.reconfigure = threading.Event()
         self._latency = latency
@@ -91,6 +93,7 @@ class JackIO:
         return self.client.name
 
     def _process(self, frames: int) -> None:
+        self.cycles += 1
         pipeline = self.pipeline
         if pipeline is None or frames != pipeline.period:
             for port in self.outputs + self.monitors:
@@ -182,11 +185,14 @@ class JackIO:
         self._connect(self.cfg.connect_monitor, self.monitors, outgoing=True)
 
     def _connect(self, patterns: list[str], ports: list[jack.Port], outgoing: bool) -> None:
-        for pattern, port in zip(patterns, ports, strict=False):
+        for i, (pattern, port) in enumerate(zip(patterns, ports, strict=False)):
             try:
-                matches = self.client.get_ports(
-                    pattern, is_audio=True, is_input=outgoing, is_output=not outgoing
-                )
+                if pattern == PHYSICAL_PORTS:
+                    matches = self._physical(i, outgoing, len(ports))
+                else:
+                    matches = self.client.get_ports(
+                        pattern, is_audio=True, is_input=outgoing, is_output=not outgoing
+                    )
             except re.error as exc:
                 log.warning("connect pattern %r is not a valid regular expression: %s", pattern, exc)
                 continue
@@ -201,6 +207,21 @@ class JackIO:
                     log.info("connected %s %s %s", port.name, "->" if outgoing else "<-", other.name)
                 except jack.JackError as exc:
                     log.warning("cannot connect %s and %s: %s", port.name, other.name, exc)
+
+    def _physical(self, i: int, outgoing: bool, channels: int) -> list[jack.Port]:
+        """The hardware port(s) for channel i: the i-th one; a single output channel
+        goes to the first two playback ports (both ears)."""
+        ports = self.client.get_ports(
+            is_audio=True, is_physical=True, is_input=outgoing, is_output=not outgoing
+        )
+        if outgoing and channels == 1:
+            return ports[:2]
+        return ports[i : i + 1]
+
+    @property
+    def on_pipewire(self) -> bool:
+        """Whether the JACK library in use is PipeWire's (so the server is PipeWire)."""
+        return "PipeWire" in jack.version_string()
 
     def update_latency(self) -> None:
         self._latency_reporter.recompute()

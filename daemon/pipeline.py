@@ -9,7 +9,8 @@ Timeline (absolute sample positions since the stream started at `t0`): block k c
 input [t0 + kB, t0 + (k+1)B) and plays at output [t0 + kB + Q, ...), with the queue
 delay Q = B + 2 periods + headroom: one block to collect, up to two periods of
 callback rounding, and `headroom` for the worker to convert it. With the streamer's own
-delay (crossfade + search) the declared latency is constant. A block whose stamp is
+delay (crossfade + search) and the output limiter's look-ahead (when on) the declared
+latency is constant. A block whose stamp is
 missing when its samples are due is replaced by the input delayed by the declared
 latency (or silence), counted as an underrun, and never by a repeat of an old block.
 """
@@ -27,6 +28,7 @@ import numpy as np
 
 from rvcd.control.param_store import ParamStore
 from rvcd.daemon.ring import SampleRing
+from rvcd.dsp.limiter import TruePeakLimiter
 from rvcd.dsp.stream_params import db_to_gain
 from rvcd.dsp.streamer import Engine, Streamer, StreamShape
 
@@ -55,15 +57,20 @@ class Pipeline:
         headroom: int,
         store: ParamStore,
         underrun_silence: bool = False,
+        limiter_ceiling: float | None = None,
     ) -> None:
+        """`limiter_ceiling` (dBTP) puts a true-peak limiter on every output channel."""
         self.shape = shape
         self.channels = len(engines)
         self.period = period
         self.store = store
         self.underrun_silence = underrun_silence
         self.streamers = [Streamer(engine, shape) for engine in engines]
+        self.limiters = [
+            TruePeakLimiter(shape.rate, limiter_ceiling) for _ in engines if limiter_ceiling is not None
+        ]
         self.queue = shape.block + 2 * period + headroom
-        self.latency = self.queue + shape.latency
+        self.latency = self.queue + shape.latency + (self.limiters[0].delay if self.limiters else 0)
         capacity = 4 * (self.latency + shape.block + period)
         self.inputs = SampleRing(self.channels, capacity)
         self.outputs = SampleRing(self.channels, capacity)
@@ -196,6 +203,8 @@ class Pipeline:
                 late = True
             if params.gain:
                 out = out * np.float32(db_to_gain(params.gain))
+            if self.limiters:  # late blocks too, so its delay line stays continuous
+                out = self.limiters[ch].process(out)
             self.level_in[ch] = float(np.sqrt(np.mean(self.block_in**2)))
             self.level_out[ch] = float(np.sqrt(np.mean(out**2)))
             if not late:
@@ -216,6 +225,10 @@ class Pipeline:
             streamer.process(silence, params.with_changes(bypass=False))
             streamer.reset()
         return 1000 * (time.perf_counter() - began)
+
+    def limited_blocks(self) -> int:
+        """Blocks in which the output limiter attenuated, on any channel."""
+        return max((limiter.limited_blocks for limiter in self.limiters), default=0)
 
     def stats(self) -> PipelineStats:
         times = sorted(self.times_ms)

@@ -36,6 +36,7 @@ from rvcd.daemon.jack_io import JackIO, JackLostError, JackUnavailableError
 from rvcd.daemon.model_swap import ModelSwapper, build_rvc_engine
 from rvcd.daemon.pipeline import Pipeline
 from rvcd.daemon.sdnotify import Notifier
+from rvcd.daemon.virtual_mic import VirtualMic
 from rvcd.dsp.engine_world import WORLD_F0_METHODS, WorldEngine
 from rvcd.dsp.precision import describe as describe_precision
 from rvcd.dsp.safe_load import ModelFileError, set_size_limit
@@ -48,6 +49,10 @@ RECONNECT_MAX_S = 5.0
 STATUS_EVERY_S = 5.0
 STOP_WAIT_S = 1.0
 """How long stopping waits for the worker to finish its block."""
+STALLED_AFTER_S = 3.0
+"""A JACK client that has had no process cycle for this long has lost its server:
+PipeWire's JACK (0.3.65 at least) never calls the shutdown callback when PipeWire
+exits or restarts, it just stops scheduling the client."""
 HUNG_AFTER_S = 10.0
 """A thread that has not gone round its loop for this long (or three blocks, if longer)
 counts as hung: the systemd watchdog is no longer pinged."""
@@ -78,6 +83,7 @@ class Counters:
     reconnects: int = 0
     block_errors: int = 0
     reload_failures: int = 0
+    limited_blocks: int = 0
 
 
 class Daemon:
@@ -107,6 +113,7 @@ class Daemon:
         self.model_label = cfg.engine.model.name if cfg.engine.model else ""
         self.index_label = cfg.engine.index.name if cfg.engine.index else ""
         self.osc: OscServer | None = None
+        self.virtual_mic = VirtualMic(cfg.virtual_mic, cfg.jack.channels) if cfg.virtual_mic.enabled else None
         self.swapper = ModelSwapper(self._build_swap_engine, self._install_engine)
         torch.set_num_threads(cfg.engine.worker_threads())
         if cfg.engine.kind == "rvc":
@@ -152,6 +159,9 @@ class Daemon:
             "client": self.jack.name if self.jack else "",
             "block_errors": self.counters.block_errors + (p.errors if p else 0),
             "load_failures": self.swapper.failures + self.counters.reload_failures,
+            "limiter_db": max((lim.reduction_db for lim in p.limiters), default=0.0) if p else 0.0,
+            "limited_blocks": self.counters.limited_blocks + (p.limited_blocks() if p else 0),
+            **(self.virtual_mic.status() if self.virtual_mic else VirtualMic.absent()),
             **(self.osc.counters.dropped() if self.osc else {}),
         }
 
@@ -297,6 +307,10 @@ class Daemon:
             ms = 1000 * lat / j.rate
             client = f"JACK '{j.name}' {j.rate} Hz period {j.period}"
             parts.append(f"{client}, latency {lat} samples ({ms:.1f} ms)")
+        if e.limiter:
+            parts.append(f"limiter {e.limiter_ceiling:g} dBTP")
+        if self.virtual_mic is not None:
+            parts.append(self.virtual_mic.describe())
         parts.append(f"OSC {self.osc.settings.bind} port {self.osc.port}" if self.osc else "OSC off")
         return "; ".join(parts)
 
@@ -321,6 +335,7 @@ class Daemon:
             int(round(e.headroom * rate)),
             self.store,
             underrun_silence=self.cfg.jack.underrun == "silence",
+            limiter_ceiling=e.limiter_ceiling if e.limiter else None,
         )
 
     def _retire_pipeline(self) -> None:
@@ -328,6 +343,7 @@ class Daemon:
             self.counters.underruns += self.pipeline.underruns
             self.counters.late_blocks += self.pipeline.late_blocks
             self.counters.block_errors += self.pipeline.errors
+            self.counters.limited_blocks += self.pipeline.limited_blocks()
 
     def _connect(self) -> None:
         """Open the JACK client, build and warm up a pipeline, activate, connect ports."""
@@ -344,6 +360,8 @@ class Daemon:
         jack_io.activate()
         self.jack = jack_io
         jack_io.update_latency()
+        if self.virtual_mic is not None:
+            self.virtual_mic.update(jack_io.on_pipewire)
         jack_io.restore(self._patch)
         log.info(
             "JACK client '%s' active at %d Hz, period %d: %d channel(s), engine %s, block %.3f s, "
@@ -445,6 +463,8 @@ class Daemon:
             self._worker.join(timeout=STOP_WAIT_S)
         summary = self._status_line()
         self._disconnect()
+        if self.virtual_mic is not None:
+            self.virtual_mic.close()
         log.info("stopped: %s", summary)
 
     def request_stop(self) -> None:
@@ -505,7 +525,15 @@ class Daemon:
         rebuild = new.engine_spec() != old.engine_spec()
         reconnect = rebuild or any(
             key.startswith("jack.")
-            or key in ("engine.block", "engine.extra", "engine.crossfade", "engine.headroom")
+            or key
+            in (
+                "engine.block",
+                "engine.extra",
+                "engine.crossfade",
+                "engine.headroom",
+                "engine.limiter",
+                "engine.limiter_ceiling",
+            )
             for key in changed
         )
         set_size_limit(new.engine.max_model_mb)
@@ -525,6 +553,8 @@ class Daemon:
         if rebuild:
             self.model_label = new.engine.model.name if new.engine.model else ""
             self.index_label = new.engine.index.name if new.engine.index else ""
+        if any(key.startswith("virtual_mic.") or key == "jack.channels" for key in changed):
+            self._replace_virtual_mic(new, reconnect)
         if "engine.threads" in changed:
             torch.set_num_threads(new.engine.worker_threads())
         if "log.level" in changed and logging.getLogger().level == logging.getLevelName(
@@ -537,6 +567,15 @@ class Daemon:
                 self.store.set(name, getattr(new_params, name))
         if reconnect:
             self._connect_again()
+
+    def _replace_virtual_mic(self, new: Config, reconnect: bool) -> None:
+        """Remove the virtual microphone and make the one `new` asks for (if any); a
+        reconnection that follows links it, otherwise it is linked here."""
+        if self.virtual_mic is not None:
+            self.virtual_mic.close()
+        self.virtual_mic = VirtualMic(new.virtual_mic, new.jack.channels) if new.virtual_mic.enabled else None
+        if self.virtual_mic is not None and self.jack is not None and not reconnect:
+            self.virtual_mic.update(self.jack.on_pipewire)
 
     def _shape_for(self, cfg: Config) -> StreamShape:
         e = cfg.engine
@@ -605,10 +644,27 @@ class Daemon:
             log.error("not pinging the systemd watchdog: no progress in the %s thread(s)", ", ".join(hung))
             self._hung_reported = True
 
+    def _watch_cycles(
+        self, jack_io: JackIO | None, seen: tuple[JackIO | None, int, float]
+    ) -> tuple[JackIO | None, int, float]:
+        """Mark the server gone if `jack_io` has had no process cycle for STALLED_AFTER_S;
+        `seen` is (client, its cycle count, when that count was first seen)."""
+        now = time.monotonic()
+        if jack_io is None or jack_io is not seen[0] or jack_io.cycles != seen[1]:
+            return (jack_io, jack_io.cycles if jack_io else 0, now)
+        if now - seen[2] > STALLED_AFTER_S and not jack_io.server_gone.is_set():
+            log.warning(
+                "no JACK process cycle for %.0f s: the server stopped running rvcd (PipeWire restarted?)",
+                now - seen[2],
+            )
+            jack_io.server_gone.set()
+        return seen
+
     def serve(self) -> int:
         """Run until stopped by a signal (see `handle_signals`) or `request_stop()`, then
         stop; returns the process exit status."""
         last_stats = last_status = last_ping = time.monotonic()
+        cycles = (None, 0, last_ping)
         while not self._stop.wait(0.1):
             if self._reload.is_set():
                 self._reload.clear()
@@ -617,6 +673,7 @@ class Daemon:
                 source, overrides, done = self._switches.get()
                 done.set_result(self.reload(source, overrides))
             jack_io = self.jack
+            cycles = self._watch_cycles(jack_io, cycles)
             if jack_io is None or jack_io.server_gone.is_set():
                 self._reconnect()
             elif jack_io.reconfigure.is_set():
@@ -628,6 +685,8 @@ class Daemon:
                 self._watchdog(now)
                 last_ping = now
             if now - last_status >= STATUS_EVERY_S:
+                if self.virtual_mic is not None and self.jack is not None:
+                    self.virtual_mic.check(self.jack.on_pipewire)
                 self.notifier.status(self._status_line())
                 last_status = now
             interval = self.cfg.log.stats_interval

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
 import subprocess
 import tempfile
@@ -64,17 +65,19 @@ class JackServer:
 
 class _Clients:
     """A player feeding `<target>:in_<channel>` and a recorder on `<target>:<output>_<channel>`
-    for each of `outputs` (default: out).
+    for each of `outputs` (default: out; an entry with a ':' is a whole port name).
     Both start on the same JACK cycle and then count cycles, as rvcd does, so a
     recording stays aligned with what was played even when an xrun makes JACK's frame
     time jump."""
 
-    def __init__(self, server: str, target: str, channel: int, outputs: tuple[str, ...] = ("out",)) -> None:
+    def __init__(
+        self, server: str | None, target: str, channel: int, outputs: tuple[str, ...] = ("out",)
+    ) -> None:
         self.player = jack.Client("rig-player", servername=server, no_start_server=True)
         self.recorder = jack.Client("rig-recorder", servername=server, no_start_server=True)
         self.rate = self.player.samplerate
         self.play_port = self.player.outports.register("out")
-        self.rec_ports = [self.recorder.inports.register(f"in_{name}") for name in outputs]
+        self.rec_ports = [self.recorder.inports.register(f"in_{i}") for i in range(len(outputs))]
         self.signal = np.zeros(0, dtype=np.float32)
         self.start_frame: int | None = None
         self.play_pos: int | None = None
@@ -85,7 +88,7 @@ class _Clients:
         self.recorder.activate()
         self.player.connect(self.play_port, f"{target}:in_{channel}")
         for name, port in zip(outputs, self.rec_ports, strict=True):
-            self.recorder.connect(f"{target}:{name}_{channel}", port)
+            self.recorder.connect(name if ":" in name else f"{target}:{name}_{channel}", port)
 
     def _started(self, client: jack.Client) -> bool:
         start = self.start_frame
@@ -140,7 +143,7 @@ class _Clients:
 
 
 def _serve_clients(
-    conn: Connection, server: str, target: str, channel: int, outputs: tuple[str, ...]
+    conn: Connection, server: str | None, target: str, channel: int, outputs: tuple[str, ...]
 ) -> None:
     """The rig process: answer ("play", signal, tail_seconds) with the recordings."""
     try:
@@ -162,14 +165,26 @@ class Rig:
     and miss JACK cycles that rvcd does not miss, which shifts recordings."""
 
     def __init__(
-        self, server: str, target: str = "rvcd", channel: int = 1, outputs: tuple[str, ...] = ("out",)
+        self,
+        server: str | None,
+        target: str = "rvcd",
+        channel: int = 1,
+        outputs: tuple[str, ...] = ("out",),
+        env: dict[str, str] | None = None,
     ) -> None:
+        """`env`: variables for the rig's process (e.g. PipeWire's JACK library path)."""
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
             target=_serve_clients, args=(child, server, target, channel, outputs), daemon=True
         )
-        self._proc.start()
+        saved = os.environ.copy()
+        os.environ.update(env or {})
+        try:
+            self._proc.start()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
         reply = self._conn.recv()
         if isinstance(reply, Exception):
             self._proc.join(timeout=10)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from jack_rig import PERIOD, RATE, JackServer, Rig, delay_of, port_appears
 from osc_probe import OscProbe
+from test_limiter import true_peak_db
 from test_streamer import _median_f0, _tone
 
 from rvcd.daemon import service
@@ -27,6 +28,7 @@ from rvcd.daemon.config import load_config
 from rvcd.daemon.jack_latency import CAPTURE, get_range
 from rvcd.daemon.service import Daemon, StartupInterrupted
 from rvcd.dsp.engine_world import WorldEngine
+from rvcd.dsp.limiter import TruePeakLimiter
 
 ROOT = Path(__file__).resolve().parent.parent
 RVCD = [sys.executable, "-m", "rvcd.daemon.cli"]
@@ -697,3 +699,29 @@ def test_output_gain_levels_what_the_outputs_carry(daemon):
     time.sleep(0.5)
     y, xruns = _take(d, rig, x)
     assert _dry_fraction(y / 0.5, x, d.latency_samples(), xruns) > 0.9, "the input at half level"
+
+
+def test_the_limiter_holds_its_ceiling_and_its_delay_is_declared(tmp_path, server):
+    path = _config(tmp_path, server)
+    path.write_text(path.read_text().replace("engine:\n", "engine:\n  limiter: true\n  limiter_ceiling: -1\n"))
+    plain = Daemon(load_config(_config(tmp_path / "..", server)))
+    d = Daemon(load_config(path))
+    d.start()
+    rig = Rig(server.name)
+    try:
+        d.store.set("bypass", True)
+        assert d.latency_samples() == plain._make_pipeline(RATE, PERIOD).latency + TruePeakLimiter(RATE).delay
+        probe = jack.Client("latency-probe", servername=server.name, no_start_server=True)
+        assert get_range(probe.get_port_by_name("rvcd:out_1"), CAPTURE)[0] == d.latency_samples()
+        probe.close()
+        quiet = (np.random.default_rng(4).standard_normal(RATE) * 0.05).astype(np.float32)
+        y, xruns = _take(d, rig, quiet)
+        assert _dry_fraction(y, quiet, d.latency_samples(), xruns) > 0.9, "below the ceiling: untouched"
+        noise = np.random.default_rng(5).standard_normal(RATE)
+        loud = (2 * noise / np.abs(noise).max()).astype(np.float32)  # +6 dBFS peaks
+        y, _ = _take(d, rig, loud)
+        assert true_peak_db(y) <= -1.0 + 0.1
+        assert d.status()["limited_blocks"] >= 8, "the take's blocks were limited, and counted"
+    finally:
+        rig.close()
+        d.stop()

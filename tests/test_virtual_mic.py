@@ -1,0 +1,247 @@
+"""The virtual microphone under a real (private) PipeWire session, and what rvcd says on
+plain jackd: the node exists with the configured name and media class, the converted
+voice comes out of it (recorded as an application would, with pw-record), the monitor
+changes nothing it carries, it goes away with rvcd however rvcd ends, it is never
+duplicated, and it comes back after PipeWire restarts."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from jack_rig import RATE, JackServer, Rig, delay_of
+from osc_probe import OscProbe
+from pipewire_rig import PipeWireSession, missing_tools
+from test_jack_daemon import _config, _free_port
+from test_streamer import _median_f0, _tone
+
+from rvcd.daemon.config import load_config
+from rvcd.daemon.service import Daemon
+
+ROOT = Path(__file__).resolve().parent.parent
+MIC = "rvcd-mic"
+DESCRIPTION = "rvcd voice"
+
+
+@pytest.fixture(scope="module")
+def pipewire():
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"PipeWire is not installed here ({', '.join(missing)} missing; scripts/setup.sh installs it)")
+    session = PipeWireSession()
+    yield session
+    session.close()
+
+
+def _write_config(tmp_path: Path, port: int, pitch: float = 12.0) -> Path:
+    path = tmp_path / "streaming.yaml"
+    path.write_text(
+        f"""
+jack:
+  monitor: true
+engine:
+  kind: world
+  block: 0.1
+  crossfade: 0.02
+  extra: 0.1
+  headroom: 0.2
+  pitch: {pitch}
+  limiter: true
+virtual_mic:
+  enabled: true
+  name: {MIC}
+  description: {DESCRIPTION}
+osc:
+  port: {port}
+  query_port: null
+log:
+  stats_interval: 0
+"""
+    )
+    return path
+
+
+class Running:
+    """`pw-jack rvcd run` in the session, its log in a file."""
+
+    def __init__(self, pipewire: PipeWireSession, config: Path, port: int) -> None:
+        self.log = config.with_suffix(".log")
+        self.proc = subprocess.Popen(
+            ["pw-jack", sys.executable, "-m", "rvcd.daemon.cli", "run", "--config", str(config)],
+            cwd=ROOT,
+            env=pipewire.env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("w"),
+        )
+        self.probe = OscProbe(port)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if "running:" in self.log.read_text():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"rvcd did not start under PipeWire:\n{self.log.read_text()[-3000:]}")
+
+    def status(self) -> dict:
+        for _ in range(3):
+            replies = self.probe.ask("/rvcd/status", timeout=2.0)
+            for address, args in replies:
+                if address == "/rvcd/status":
+                    return dict(zip(args[::2], args[1::2], strict=True))
+        raise AssertionError("no /rvcd/status reply")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=15)
+        self.probe.sock.close()
+        return code
+
+
+def _mic_nodes(pipewire: PipeWireSession) -> list[dict]:
+    return pipewire.nodes_named(MIC)
+
+
+def _wait_for(done, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _assert_carries(mic: np.ndarray, out: np.ndarray, period: int) -> None:
+    """The microphone's signal is out_1's, sample for sample, up to whole PipeWire
+    cycles later (the null sink passes its input to its monitor ports a cycle on)."""
+    lag = delay_of(out, mic, 4 * period)
+    assert lag % period == 0, f"the microphone lags out_1 by {lag} samples, not whole cycles of {period}"
+    np.testing.assert_allclose(mic[lag:], out[: len(out) - lag], atol=1e-6, err_msg="the mic carries out_1")
+
+
+def test_the_virtual_mic_carries_the_voice_and_leaves_with_rvcd(pipewire, tmp_path):
+    port = _free_port()
+    config = _write_config(tmp_path, port)
+    rvcd = Running(pipewire, config, port)
+    try:
+        (node,) = _mic_nodes(pipewire)
+        props = pipewire.props(node)
+        assert props["media.class"] == "Audio/Source/Virtual"
+        assert props["node.description"] == DESCRIPTION
+        status = rvcd.status()
+        assert (status["virtual_mic"], status["virtual_mic_linked"]) == (MIC, 1)
+
+        # An application records the microphone while a patchbay plays into rvcd:in_1.
+        rig = Rig(None, outputs=("out", "monitor", f"{DESCRIPTION}:capture_MONO"), env=pipewire.jack_env)
+        try:
+            app = pipewire.popen(
+                "pw-record", "--target", MIC, "--rate", str(RATE), "--channels", "1", str(tmp_path / "app.wav")
+            )
+            x = _tone(200.0, 2.0)
+            out, monitor, mic = rig.play_all(x)
+            app.send_signal(signal.SIGINT)
+            app.wait(timeout=10)
+            recorded, rate = sf.read(tmp_path / "app.wav", dtype="float32")
+            assert rate == RATE
+            assert _median_f0(recorded[len(recorded) // 3 :]) == pytest.approx(400.0, rel=0.03), "an app hears +12"
+            assert _median_f0(mic[RATE // 2 :]) == pytest.approx(400.0, rel=0.03)
+            period = status["period"]
+            _assert_carries(mic, out, period)
+            np.testing.assert_allclose(monitor, out, atol=1e-6, err_msg="the monitor is the voice by default")
+
+            # The speaker's ears: the dry voice at half level; the microphone is unchanged.
+            rvcd.probe.send("/rvcd/monitor/mix", 0.0)
+            rvcd.probe.send("/rvcd/monitor/gain", -6.0206)
+            time.sleep(0.3)
+            out, monitor, mic = rig.play_all(x)
+            lat = rvcd.status()["latency_samples"]
+            assert delay_of(x, monitor, 2 * lat) == lat, "the monitor's dry input is delayed like the voice"
+            rms = float(np.sqrt(np.mean(monitor[lat : lat + len(x)] ** 2) / np.mean(x**2)))
+            assert rms == pytest.approx(0.5, rel=0.02)
+            assert _median_f0(monitor[lat + RATE // 2 : lat + len(x)]) == pytest.approx(200.0, rel=0.03)
+            _assert_carries(mic, out, period)
+            assert _median_f0(mic[RATE // 2 :]) == pytest.approx(400.0, rel=0.03), "the mic is still converted"
+        finally:
+            rig.close()
+    finally:
+        assert rvcd.stop() == 0
+    assert not _mic_nodes(pipewire), "the node is gone after SIGTERM"
+    assert "virtual microphone 'rvcd-mic' removed" in rvcd.log.read_text()
+
+    # Started again: one node; killed outright: still nothing left behind.
+    rvcd = Running(pipewire, config, port)
+    try:
+        assert len(_mic_nodes(pipewire)) == 1
+    finally:
+        rvcd.stop(signal.SIGKILL)
+    assert _wait_for(lambda: not _mic_nodes(pipewire), 5.0), "the node is gone after SIGKILL"
+
+
+def test_a_node_left_by_an_earlier_rvcd_is_replaced_not_duplicated(pipewire, tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = pipewire.run(
+        "pw-cli",
+        "create-node",
+        "adapter",
+        "{ factory.name=support.null-audio-sink node.name=rvcd-mic media.class=Audio/Source/Virtual "
+        f"audio.position=[MONO] object.linger=true rvcd.pid={dead.pid} }}",
+    )
+    assert stale.returncode == 0, stale.stdout + stale.stderr
+    assert _wait_for(lambda: len(_mic_nodes(pipewire)) == 1)
+    port = _free_port()
+    rvcd = Running(pipewire, _write_config(tmp_path, port), port)
+    try:
+        (node,) = _mic_nodes(pipewire)
+        assert pipewire.props(node)["rvcd.pid"] == rvcd.proc.pid
+        assert f"left by rvcd pid {dead.pid}" in rvcd.log.read_text()
+        assert rvcd.status()["virtual_mic_linked"] == 1
+    finally:
+        rvcd.stop()
+    assert not _mic_nodes(pipewire)
+
+
+def test_the_mic_comes_back_after_pipewire_restarts(pipewire, tmp_path):
+    port = _free_port()
+    rvcd = Running(pipewire, _write_config(tmp_path, port), port)
+    try:
+        first = _mic_nodes(pipewire)[0]["id"]
+        pipewire.restart()
+        assert _wait_for(lambda: rvcd.status()["virtual_mic_linked"] == 1 and _mic_nodes(pipewire), 40.0), (
+            rvcd.log.read_text()[-3000:]
+        )
+        assert len(_mic_nodes(pipewire)) == 1
+        log = rvcd.log.read_text()
+        assert "no JACK process cycle" in log and "reconnected to JACK" in log
+        assert rvcd.status()["blocks"] > 0
+        assert _mic_nodes(pipewire)[0]["id"] != first or "making it again" in log
+    finally:
+        rvcd.stop()
+
+
+def test_on_plain_jackd_the_log_says_why_there_is_no_virtual_mic(tmp_path, caplog):
+    server = JackServer()
+    try:
+        path = _config(tmp_path, server, "virtual_mic:\n  enabled: true\n")
+        d = Daemon(load_config(path))
+        with caplog.at_level(logging.INFO):
+            d.start()
+        try:
+            assert "no virtual microphone: the JACK server is jackd, not PipeWire" in caplog.text
+            assert "pw-jack rvcd run" in caplog.text
+            status = d.status()
+            assert (status["virtual_mic"], status["virtual_mic_linked"]) == ("", 0)
+            rig = Rig(server.name)
+            try:
+                assert _median_f0(rig.play(_tone(200.0, 1.5))[RATE // 2 :]) == pytest.approx(200.0, rel=0.03)
+            finally:
+                rig.close()
+        finally:
+            d.stop()
+    finally:
+        server.stop()
