@@ -53,9 +53,9 @@ class PipeWireSession:
     def start(self) -> None:
         """Start PipeWire, then WirePlumber; return once WirePlumber is in the graph."""
         self._procs = [self._spawn("pipewire")]
-        self._wait(lambda: (self.runtime / "pipewire-0").exists() and self.run("pw-cli", "info", "0").returncode == 0)
+        self._wait(lambda: self.run("pw-cli", "info", "0").returncode == 0)
         self._procs.append(self._spawn("wireplumber"))
-        self._wait(lambda: any(self.props(c).get("application.name") == "WirePlumber" for c in self.objects("Client")))
+        self._wait(lambda: "WirePlumber" in [self.props(c).get("application.name") for c in self.clients()])
 
     def stop(self) -> None:
         """Stop WirePlumber and PipeWire (the session bus stays)."""
@@ -104,6 +104,9 @@ class PipeWireSession:
     @staticmethod
     def props(obj: dict[str, Any]) -> dict[str, Any]:
         return (obj.get("info") or {}).get("props") or {}
+
+    def clients(self) -> list[dict[str, Any]]:
+        return self.objects("Client")
 
     def nodes_named(self, name: str) -> list[dict[str, Any]]:
         return [n for n in self.objects("Node") if self.props(n).get("node.name") == name]

@@ -389,6 +389,10 @@ def test_sighup_reloads_and_a_bad_file_keeps_running(tmp_path, server):
         ("jack:\n  client_name: " + "x" * 70 + "\n", "jack.client_name: 'xxx"),
         ("engine:\n  block: 0.05\n  crossfade: 0.1\n", "engine.crossfade: 0.1 s is longer than engine.block"),
         ("osc:\n  allowed_senders: [no-such-host.invalid]\n", "osc.allowed_senders: 'no-such-host.invalid'"),
+        ("virtual_mic:\n  name: my mic\n", "virtual_mic.name: 'my mic' must be 1..63 letters, digits"),
+        ('virtual_mic:\n  description: "a:b"\n', "virtual_mic.description: 'a:b' must be 1..63 bytes"),
+        ("virtual_mic:\n  enable: true\n", "virtual_mic.enable: unknown key (known keys: description, enabled"),
+        ("engine:\n  limiter_ceiling: 3\n", "engine.limiter_ceiling: 3.0 is outside the allowed range -20"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(tmp_path, yaml_text, message):
@@ -701,9 +705,29 @@ def test_output_gain_levels_what_the_outputs_carry(daemon):
     assert _dry_fraction(y / 0.5, x, d.latency_samples(), xruns) > 0.9, "the input at half level"
 
 
+def test_physical_connects_the_hardware_ports_in_order(tmp_path, server):
+    path = _config(tmp_path, server)
+    patterns = "".join(f"  connect_{ports}: ['@physical']\n" for ports in ("inputs", "outputs", "monitor"))
+    path.write_text(path.read_text().replace("jack:\n", "jack:\n  monitor: true\n" + patterns))
+    d = Daemon(load_config(path))
+    d.start()
+    try:
+        client = d.jack.client
+
+        def peers(port: str) -> list[str]:
+            return sorted(p.name for p in client.get_all_connections(port))
+
+        assert peers("rvcd:in_1") == ["system:capture_1"]
+        assert peers("rvcd:out_1") == ["system:playback_1", "system:playback_2"], "one channel: both ears"
+        assert peers("rvcd:monitor_1") == ["system:playback_1", "system:playback_2"]
+    finally:
+        d.stop()
+
+
 def test_the_limiter_holds_its_ceiling_and_its_delay_is_declared(tmp_path, server):
     path = _config(tmp_path, server)
-    path.write_text(path.read_text().replace("engine:\n", "engine:\n  limiter: true\n  limiter_ceiling: -1\n"))
+    limiter = "engine:\n  limiter: true\n  limiter_ceiling: -1\n"
+    path.write_text(path.read_text().replace("engine:\n", limiter))
     plain = Daemon(load_config(_config(tmp_path / "..", server)))
     d = Daemon(load_config(path))
     d.start()

@@ -34,7 +34,7 @@ DESCRIPTION = "rvcd voice"
 def pipewire():
     missing = missing_tools()
     if missing:
-        pytest.skip(f"PipeWire is not installed here ({', '.join(missing)} missing; scripts/setup.sh installs it)")
+        pytest.skip(f"PipeWire is not installed ({', '.join(missing)} missing; scripts/setup.sh installs it)")
     session = PipeWireSession()
     yield session
     session.close()
@@ -139,16 +139,16 @@ def test_the_virtual_mic_carries_the_voice_and_leaves_with_rvcd(pipewire, tmp_pa
         # An application records the microphone while a patchbay plays into rvcd:in_1.
         rig = Rig(None, outputs=("out", "monitor", f"{DESCRIPTION}:capture_MONO"), env=pipewire.jack_env)
         try:
-            app = pipewire.popen(
-                "pw-record", "--target", MIC, "--rate", str(RATE), "--channels", "1", str(tmp_path / "app.wav")
-            )
+            wav = tmp_path / "app.wav"
+            app = pipewire.popen("pw-record", "--target", MIC, "--rate", str(RATE), "--channels=1", str(wav))
             x = _tone(200.0, 2.0)
             out, monitor, mic = rig.play_all(x)
             app.send_signal(signal.SIGINT)
             app.wait(timeout=10)
-            recorded, rate = sf.read(tmp_path / "app.wav", dtype="float32")
+            recorded, rate = sf.read(wav, dtype="float32")
             assert rate == RATE
-            assert _median_f0(recorded[len(recorded) // 3 :]) == pytest.approx(400.0, rel=0.03), "an app hears +12"
+            heard = _median_f0(recorded[len(recorded) // 3 :])
+            assert heard == pytest.approx(400.0, rel=0.03), "an application hears the voice +12 semitones"
             assert _median_f0(mic[RATE // 2 :]) == pytest.approx(400.0, rel=0.03)
             period = status["period"]
             _assert_carries(mic, out, period)
@@ -165,7 +165,7 @@ def test_the_virtual_mic_carries_the_voice_and_leaves_with_rvcd(pipewire, tmp_pa
             assert rms == pytest.approx(0.5, rel=0.02)
             assert _median_f0(monitor[lat + RATE // 2 : lat + len(x)]) == pytest.approx(200.0, rel=0.03)
             _assert_carries(mic, out, period)
-            assert _median_f0(mic[RATE // 2 :]) == pytest.approx(400.0, rel=0.03), "the mic is still converted"
+            assert _median_f0(mic[RATE // 2 :]) == pytest.approx(400.0, rel=0.03), "still the converted voice"
         finally:
             rig.close()
     finally:
