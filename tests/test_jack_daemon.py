@@ -391,7 +391,7 @@ def test_sighup_reloads_and_a_bad_file_keeps_running(tmp_path, server):
         ("osc:\n  allowed_senders: [no-such-host.invalid]\n", "osc.allowed_senders: 'no-such-host.invalid'"),
         ("virtual_mic:\n  name: my mic\n", "virtual_mic.name: 'my mic' must be 1..63 letters, digits"),
         ('virtual_mic:\n  description: "a:b"\n', "virtual_mic.description: 'a:b' must be 1..63 bytes"),
-        ("virtual_mic:\n  enable: true\n", "virtual_mic.enable: unknown key (known keys: description, enabled"),
+        ("virtual_mic:\n  enable: true\n", "virtual_mic.enable: unknown key (known keys: desc"),
         ("engine:\n  limiter_ceiling: 3\n", "engine.limiter_ceiling: 3.0 is outside the allowed range -20"),
     ],
 )
