@@ -578,12 +578,15 @@ def _load_config(args: argparse.Namespace, overrides: dict[str, Any] | None = No
 
 def _cmd_config_init(args: argparse.Namespace) -> int:
     """Write a copy of the packaged default configuration (the WORLD engine), or with
-    --rvc the RVC example with every key explained, to PATH (default
-    ~/.config/rvcd/config.yaml, which `rvcd run` then finds by itself)."""
+    --rvc the RVC example with every key explained, or with --streaming the PipeWire
+    virtual-microphone set-up, to PATH (default ~/.config/rvcd/config.yaml, which
+    `rvcd run` then finds by itself)."""
     from rvcd.daemon.config_paths import packaged, user_config
 
     out = Path(args.path) if args.path else user_config()
-    source = packaged("rvc-example.yaml" if args.rvc else "default.yaml")
+    source = packaged(
+        "rvc-example.yaml" if args.rvc else "streaming.yaml" if args.streaming else "default.yaml"
+    )
     if out.exists() and not args.force:
         raise CliError(f"{out}: already exists (use --force to overwrite)")
     if out.exists() and not out.is_file():
@@ -870,7 +873,15 @@ def build_parser() -> argparse.ArgumentParser:
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     c = action(csub, "init", _cmd_config_init, "write an annotated configuration to edit")
     c.add_argument("path", nargs="?", help="where to write (default ~/.config/rvcd/config.yaml)")
-    c.add_argument("--rvc", action="store_true", help="the RVC example with every key instead of the default")
+    kind = c.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--rvc", action="store_true", help="the RVC example with every key instead of the default"
+    )
+    kind.add_argument(
+        "--streaming",
+        action="store_true",
+        help="a virtual microphone for apps, a monitor and a limiter (PipeWire: run it with pw-jack)",
+    )
     c.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
 
     p = sub.add_parser("index", help="retrieval index tools")

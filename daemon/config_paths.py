@@ -13,7 +13,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-PACKAGED = ("default.yaml", "rvc-example.yaml")
+PACKAGED = ("default.yaml", "rvc-example.yaml", "streaming.yaml")
 """Configurations shipped with rvcd."""
 
 

@@ -45,6 +45,9 @@ class JackIO:
         self.xruns = 0
         self.cycles = 0
         """Process callbacks so far: the serve loop watches it move."""
+        self.not_physical: tuple[str, ...] = ()
+        """Clients whose ports @physical never picks (rvcd's own virtual microphone, whose
+        input ports PipeWire marks as physical), as 'name:' prefixes."""
         self.server_gone = threading.Event()
         self.reconfigure = threading.Event()
         self._latency = latency
@@ -196,7 +199,9 @@ class JackIO:
             except re.error as exc:
                 log.warning("connect pattern %r is not a valid regular expression: %s", pattern, exc)
                 continue
-            if not matches:
+            if not matches and pattern == PHYSICAL_PORTS:
+                log.warning("no hardware port for %s (%s): connect it by hand", port.name, pattern)
+            elif not matches:
                 log.warning("no JACK port matches %r for %s", pattern, port.name)
             for other in matches:
                 try:
@@ -211,9 +216,13 @@ class JackIO:
     def _physical(self, i: int, outgoing: bool, channels: int) -> list[jack.Port]:
         """The hardware port(s) for channel i: the i-th one; a single output channel
         goes to the first two playback ports (both ears)."""
-        ports = self.client.get_ports(
-            is_audio=True, is_physical=True, is_input=outgoing, is_output=not outgoing
-        )
+        ports = [
+            port
+            for port in self.client.get_ports(
+                is_audio=True, is_physical=True, is_input=outgoing, is_output=not outgoing
+            )
+            if not port.name.startswith(self.not_physical)
+        ]
         if outgoing and channels == 1:
             return ports[:2]
         return ports[i : i + 1]

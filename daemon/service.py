@@ -357,6 +357,8 @@ class Daemon:
         self._retire_pipeline()
         self.pipeline = pipeline
         jack_io.pipeline = pipeline
+        if self.virtual_mic is not None:
+            jack_io.not_physical = (f"{self.virtual_mic.cfg.description}:",)
         jack_io.activate()
         self.jack = jack_io
         jack_io.update_latency()

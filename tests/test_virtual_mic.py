@@ -40,7 +40,7 @@ def pipewire():
     session.close()
 
 
-def _write_config(tmp_path: Path, port: int, pitch: float = 12.0) -> Path:
+def _write_config(tmp_path: Path) -> Path:
     path = tmp_path / "streaming.yaml"
     path.write_text(
         f"""
@@ -52,14 +52,12 @@ engine:
   crossfade: 0.02
   extra: 0.1
   headroom: 0.2
-  pitch: {pitch}
   limiter: true
 virtual_mic:
   enabled: true
   name: {MIC}
   description: {DESCRIPTION}
 osc:
-  port: {port}
   query_port: null
 log:
   stats_interval: 0
@@ -69,12 +67,13 @@ log:
 
 
 class Running:
-    """`pw-jack rvcd run` in the session, its log in a file."""
+    """`pw-jack rvcd run --config CONFIG --port PORT` in the session, its log in a file."""
 
-    def __init__(self, pipewire: PipeWireSession, config: Path, port: int) -> None:
-        self.log = config.with_suffix(".log")
+    def __init__(self, pipewire: PipeWireSession, config: Path, port: int, log: Path) -> None:
+        self.log = log
+        run = ["run", "--config", str(config), "--port", str(port)]
         self.proc = subprocess.Popen(
-            ["pw-jack", sys.executable, "-m", "rvcd.daemon.cli", "run", "--config", str(config)],
+            ["pw-jack", sys.executable, "-m", "rvcd.daemon.cli", *run],
             cwd=ROOT,
             env=pipewire.env,
             stdout=subprocess.DEVNULL,
@@ -125,10 +124,12 @@ def _assert_carries(mic: np.ndarray, out: np.ndarray, period: int) -> None:
 
 
 def test_the_virtual_mic_carries_the_voice_and_leaves_with_rvcd(pipewire, tmp_path):
+    """configs/streaming.yaml as a new user runs it."""
     port = _free_port()
-    config = _write_config(tmp_path, port)
-    rvcd = Running(pipewire, config, port)
+    config = ROOT / "configs" / "streaming.yaml"
+    rvcd = Running(pipewire, config, port, tmp_path / "rvcd.log")
     try:
+        assert rvcd.probe.ask("/rvcd/pitch", 12.0)[0] == ("/rvcd/pitch", [12.0])
         (node,) = _mic_nodes(pipewire)
         props = pipewire.props(node)
         assert props["media.class"] == "Audio/Source/Virtual"
@@ -174,7 +175,7 @@ def test_the_virtual_mic_carries_the_voice_and_leaves_with_rvcd(pipewire, tmp_pa
     assert "virtual microphone 'rvcd-mic' removed" in rvcd.log.read_text()
 
     # Started again: one node; killed outright: still nothing left behind.
-    rvcd = Running(pipewire, config, port)
+    rvcd = Running(pipewire, config, port, tmp_path / "again.log")
     try:
         assert len(_mic_nodes(pipewire)) == 1
     finally:
@@ -195,7 +196,7 @@ def test_a_node_left_by_an_earlier_rvcd_is_replaced_not_duplicated(pipewire, tmp
     assert stale.returncode == 0, stale.stdout + stale.stderr
     assert _wait_for(lambda: len(_mic_nodes(pipewire)) == 1)
     port = _free_port()
-    rvcd = Running(pipewire, _write_config(tmp_path, port), port)
+    rvcd = Running(pipewire, _write_config(tmp_path), port, tmp_path / "rvcd.log")
     try:
         (node,) = _mic_nodes(pipewire)
         assert pipewire.props(node)["rvcd.pid"] == rvcd.proc.pid
@@ -208,7 +209,7 @@ def test_a_node_left_by_an_earlier_rvcd_is_replaced_not_duplicated(pipewire, tmp
 
 def test_the_mic_comes_back_after_pipewire_restarts(pipewire, tmp_path):
     port = _free_port()
-    rvcd = Running(pipewire, _write_config(tmp_path, port), port)
+    rvcd = Running(pipewire, _write_config(tmp_path), port, tmp_path / "rvcd.log")
     try:
         first = _mic_nodes(pipewire)[0]["id"]
         pipewire.restart()
