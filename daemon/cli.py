@@ -450,6 +450,55 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return daemon.serve()
 
 
+STATUS_TIMEOUT_S = 2.0
+"""How long `rvcd status` waits for the daemon's answer."""
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    """Print what the running daemon reports over OSC (/rvcd/status)."""
+    import socket
+
+    from pythonosc.osc_message import OscMessage
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    cfg = _load_config(args, {"osc.port": args.port} if args.port is not None else None)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(cfg.osc.bind, cfg.osc.bind)
+    where = f"{host} port {cfg.osc.port}"
+    if not cfg.osc.enabled:
+        raise CliError(f"{cfg.source}: osc.enabled is false, so rvcd cannot be asked")
+    if cfg.osc.port == 0:
+        raise CliError("osc.port is 0 (any free port): give the port rvcd logged with --port")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        # Replies go to the sender, or to osc.reply_port when one is configured.
+        try:
+            sock.bind((host, cfg.osc.reply_port or 0))
+        except OSError as exc:
+            raise CliError(
+                f"cannot listen for the answer on osc.reply_port {cfg.osc.reply_port}: {exc}"
+            ) from exc
+        sock.settimeout(args.timeout)
+        sock.sendto(OscMessageBuilder("/rvcd/status").build().dgram, (host, cfg.osc.port))
+        try:
+            while (reply := OscMessage(sock.recv(65536))).address != "/rvcd/status":
+                pass
+        except (TimeoutError, ConnectionRefusedError):
+            raise CliError(
+                f"no answer from rvcd at {where} within {args.timeout:g} s: is it running "
+                "(systemctl --user status rvcd), with this configuration (--config, --port)?"
+            ) from None
+    values = list(reply.params)
+    status = dict(zip(values[::2], values[1::2], strict=False))
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return EXIT_OK
+    width = max(len(key) for key in status)
+    for key, value in status.items():
+        shown = f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else value
+        print(f"{key:<{width}}  {shown}")
+    return EXIT_OK
+
+
 def _open_session(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
     """Under a session manager ($NSM_URL): announce, wait for the session to open, and
     take the configuration and JACK client name from it (see `rvcd.daemon.nsm`)."""
@@ -688,6 +737,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="connect out_1 to this JACK input port (regex), repeat for out_2... (jack.connect_outputs)",
     )
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "status",
+        help="ask a running rvcd what it is doing",
+        description=(
+            "Ask the running daemon over OSC (/rvcd/status, at the configuration's osc.bind and\n"
+            "osc.port) and print every parameter, the engine and model, latency, load, block\n"
+            "times, xruns, underruns and other counters, and the virtual microphone (its\n"
+            "PipeWire name and whether rvcd's outputs feed it)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_arg(p)
+    p.add_argument("--port", type=_number(int, 1, 65535), help="the daemon's OSC port (default osc.port)")
+    p.add_argument(
+        "--timeout",
+        type=_number(float, 0.1, 60.0),
+        default=STATUS_TIMEOUT_S,
+        help=f"seconds to wait for the answer (default {STATUS_TIMEOUT_S:g})",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of aligned lines")
+    p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser(
         "inspect",

@@ -136,6 +136,16 @@ def test_the_virtual_mic_carries_the_voice_and_leaves_with_rvcd(pipewire, tmp_pa
         assert props["node.description"] == DESCRIPTION
         status = rvcd.status()
         assert (status["virtual_mic"], status["virtual_mic_linked"]) == (MIC, 1)
+        shown = subprocess.run(
+            [sys.executable, "-m", "rvcd.daemon.cli", "status", "--config", str(config), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert shown.returncode == 0, shown.stderr
+        lines = {tuple(line.split(maxsplit=1)) for line in shown.stdout.splitlines()}
+        want = {("virtual_mic", MIC), ("virtual_mic_description", DESCRIPTION), ("virtual_mic_linked", "1")}
+        assert want <= lines, shown.stdout
 
         # An application records the microphone while a patchbay plays into rvcd:in_1.
         rig = Rig(None, outputs=("out", "monitor", f"{DESCRIPTION}:capture_MONO"), env=pipewire.jack_env)
