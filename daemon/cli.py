@@ -645,7 +645,8 @@ def _cmd_config_init(args: argparse.Namespace) -> int:
     if args.rvc:  # relative to the copy the example's ../models would point nowhere useful
         text = text.replace("../models", "~/rvc-models")
     out.write_text(text)
-    print(f"wrote {out} (a copy of {source.name}); edit it, then: rvcd run --config {out}", file=sys.stderr)
+    run = "pw-jack rvcd run" if args.streaming else "rvcd run"
+    print(f"wrote {out} (a copy of {source.name}); edit it, then: {run} --config {out}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # System packages: the JACK server and library (daemon, tests), espeak-ng and sox
-# (speech material for benchmarks). Installed when missing and running as root.
-system_packages=(jackd2 libjack-jackd2-0 espeak-ng sox)
+# (speech material for benchmarks), PipeWire with its JACK layer, tools and session
+# manager, and D-Bus (the virtual microphone and its tests, which run a private
+# PipeWire session). Installed when missing and running as root.
+system_packages=(jackd2 libjack-jackd2-0 espeak-ng sox pipewire pipewire-jack pipewire-bin wireplumber dbus)
 missing=()
 for p in "${system_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

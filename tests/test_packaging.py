@@ -10,6 +10,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
 from jack_rig import JackServer, port_appears
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,13 @@ def test_a_wheel_installs_and_runs_without_a_checkout(tmp_path):
     )
     assert init.returncode == 0, init.stderr
     assert "kind: world" in (tmp_path / "mine.yaml").read_text()
+    init = subprocess.run(
+        [rvcd, "config", "init", "--streaming", str(tmp_path / "streaming.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert init.returncode == 0, init.stderr
 
     server = JackServer()
     proc = subprocess.Popen(
@@ -95,3 +103,31 @@ def test_the_configuration_search_order(tmp_path, monkeypatch):
     monkeypatch.setenv("RVCD_CONFIG", str(tmp_path / "env.yaml"))
     assert find_config(None) == (tmp_path / "env.yaml", "$RVCD_CONFIG")
     assert find_config(tmp_path / "x.yaml") == (tmp_path / "x.yaml", "--config")
+
+
+def test_config_init_streaming_writes_the_virtual_microphone_set_up(tmp_path):
+    from rvcd.daemon.cli import main
+    from rvcd.daemon.config import load_config
+
+    assert main(["config", "init", "--streaming", str(tmp_path / "s.yaml")]) == 0
+    cfg = load_config(tmp_path / "s.yaml")
+    assert cfg.virtual_mic.enabled and cfg.virtual_mic.description == "rvcd voice"
+    assert cfg.engine.limiter and cfg.jack.monitor
+    with pytest.raises(SystemExit) as refused:
+        main(["config", "init", "--streaming", "--rvc", str(tmp_path / "t.yaml")])
+    assert refused.value.code == 2 and not (tmp_path / "t.yaml").exists()
+
+
+def test_the_rvc_example_shows_every_key():
+    """configs/rvc-example.yaml claims to show every key: the schema and it agree."""
+    from dataclasses import fields
+
+    import yaml
+
+    from rvcd.daemon.config import _SECTIONS, _TOP_LEVEL_PATHS
+    from rvcd.daemon.config_paths import packaged
+
+    example = yaml.safe_load(packaged("rvc-example.yaml").read_text())
+    for section, cls in _SECTIONS.items():
+        assert sorted(example[section]) == sorted(f.name for f in fields(cls)), section
+    assert {"models_dir"} <= set(example) <= set(_SECTIONS) | set(_TOP_LEVEL_PATHS)
