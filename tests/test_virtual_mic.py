@@ -217,6 +217,30 @@ def test_a_node_left_by_an_earlier_rvcd_is_replaced_not_duplicated(pipewire, tmp
     assert not _mic_nodes(pipewire)
 
 
+def test_a_quantum_change_or_a_reload_keeps_the_mic_fed(pipewire, tmp_path):
+    port = _free_port()
+    config = _write_config(tmp_path)
+    rvcd = Running(pipewire, config, port, tmp_path / "rvcd.log")
+    try:
+        quantum = pipewire.run("pw-metadata", "-n", "settings", "0", "clock.force-quantum", "512")
+        assert quantum.returncode == 0, quantum.stderr
+        assert _wait_for(lambda: rvcd.status()["period"] == 512, 20.0), "reconfigured for the new quantum"
+        assert _wait_for(lambda: rvcd.status()["virtual_mic_linked"] == 1, 10.0)
+        assert len(_mic_nodes(pipewire)) == 1
+
+        # SIGHUP onto another name: the old node goes, the new one is made and fed.
+        config.write_text(config.read_text().replace(f"name: {MIC}", "name: rvcd-mic-2"))
+        rvcd.proc.send_signal(signal.SIGHUP)
+        renamed = _wait_for(lambda: rvcd.status()["virtual_mic"] == "rvcd-mic-2", 20.0)
+        assert renamed, rvcd.log.read_text()[-2000:]
+        assert rvcd.status()["virtual_mic_linked"] == 1
+        assert not _mic_nodes(pipewire) and len(pipewire.nodes_named("rvcd-mic-2")) == 1
+    finally:
+        pipewire.run("pw-metadata", "-n", "settings", "0", "clock.force-quantum", "0")
+        rvcd.stop()
+    assert not pipewire.nodes_named("rvcd-mic-2")
+
+
 def test_the_mic_comes_back_after_pipewire_restarts(pipewire, tmp_path):
     port = _free_port()
     rvcd = Running(pipewire, _write_config(tmp_path), port, tmp_path / "rvcd.log")
