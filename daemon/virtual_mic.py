@@ -185,7 +185,13 @@ class VirtualMic:
         except (OSError, subprocess.SubprocessError, ValueError):
             return
         if any(n["id"] == self.node_id for n in graph.nodes_named(self.cfg.name)):
-            self.is_linked = self._all_linked(graph, self.node_id)
+            was, self.is_linked = self.is_linked, self._all_linked(graph, self.node_id)
+            if was and not self.is_linked:
+                log.warning(
+                    "virtual microphone '%s' is no longer fed by all of rvcd's outputs (unlinked by "
+                    "hand?): applications hear silence until it is linked again",
+                    self.cfg.description,
+                )
         else:
             log.warning("virtual microphone '%s' went away: making it again", self.cfg.name)
             self._forget()
@@ -216,7 +222,8 @@ class VirtualMic:
         return f"virtual mic '{self.cfg.description}' ({self.cfg.name}{made}) {linked}"
 
     def close(self) -> None:
-        """Remove the node rvcd made (wait until PipeWire has), leave others alone."""
+        """Remove the node rvcd made (its pw-cli quits, and PipeWire drops the node with
+        its client), leave others alone."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             try:
