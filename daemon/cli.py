@@ -397,6 +397,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rvcd.daemon.jack_io import JackUnavailableError
     from rvcd.daemon.logs import setup_logging
     from rvcd.daemon.nsm import ERR_GENERAL
+    from rvcd.daemon.pw_jack import start_again_under_pw_jack
     from rvcd.daemon.service import Daemon, StartupInterrupted
 
     overrides = {
@@ -428,6 +429,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             cfg.source,
             ", ".join(f"{k}={v}" for k, v in overrides.items()),
         )
+    if cfg.virtual_mic.enabled and session is None:  # a session manager's client keeps its pid
+        start_again_under_pw_jack()
     daemon = Daemon(cfg)
     daemon.handle_signals()
     if getattr(args, "early_reload", None):
@@ -645,8 +648,7 @@ def _cmd_config_init(args: argparse.Namespace) -> int:
     if args.rvc:  # relative to the copy the example's ../models would point nowhere useful
         text = text.replace("../models", "~/rvc-models")
     out.write_text(text)
-    run = "pw-jack rvcd run" if args.streaming else "rvcd run"
-    print(f"wrote {out} (a copy of {source.name}); edit it, then: {run} --config {out}", file=sys.stderr)
+    print(f"wrote {out} (a copy of {source.name}); edit it, then: rvcd run --config {out}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -952,7 +954,7 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument(
         "--streaming",
         action="store_true",
-        help="a virtual microphone for apps, a monitor and a limiter (PipeWire: run it with pw-jack)",
+        help="a virtual microphone for every application (PipeWire), a monitor and a limiter",
     )
     c.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
 

@@ -154,7 +154,8 @@ class VirtualMic:
         if not on_pipewire:
             self._unavailable(
                 "the JACK server is jackd, not PipeWire, and only PipeWire makes virtual devices: "
-                "start rvcd under PipeWire's JACK (pw-jack rvcd run), or route rvcd:out_N with a patchbay",
+                "run rvcd where PipeWire runs (with pipewire-jack installed), or route rvcd:out_N "
+                "with a patchbay",
                 retry=False,
             )
             return

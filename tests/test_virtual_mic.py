@@ -67,13 +67,15 @@ log:
 
 
 class Running:
-    """`pw-jack rvcd run --config CONFIG --port PORT` in the session, its log in a file."""
+    """`[pw-jack] rvcd run --config CONFIG --port PORT` in the session, its log in a file."""
 
-    def __init__(self, pipewire: PipeWireSession, config: Path, port: int, log: Path) -> None:
+    def __init__(
+        self, pipewire: PipeWireSession, config: Path, port: int, log: Path, pw_jack: bool = True
+    ) -> None:
         self.log = log
         run = ["run", "--config", str(config), "--port", str(port)]
         self.proc = subprocess.Popen(
-            ["pw-jack", sys.executable, "-m", "rvcd.daemon.cli", *run],
+            [*(["pw-jack"] if pw_jack else []), sys.executable, "-m", "rvcd.daemon.cli", *run],
             cwd=ROOT,
             env=pipewire.env,
             stdout=subprocess.DEVNULL,
@@ -124,14 +126,17 @@ def _assert_carries(mic: np.ndarray, out: np.ndarray, period: int) -> None:
 
 
 def test_the_virtual_mic_carries_the_voice_and_leaves_with_rvcd(pipewire, tmp_path):
-    """configs/streaming.yaml as a new user runs it."""
+    """`rvcd run --config configs/streaming.yaml`, as a new user runs it (no pw-jack: rvcd
+    starts itself again under it, as the same process)."""
     port = _free_port()
     config = ROOT / "configs" / "streaming.yaml"
-    rvcd = Running(pipewire, config, port, tmp_path / "rvcd.log")
+    rvcd = Running(pipewire, config, port, tmp_path / "rvcd.log", pw_jack=False)
     try:
+        assert "the virtual microphone needs PipeWire's JACK library: starting again" in rvcd.log.read_text()
         assert rvcd.probe.ask("/rvcd/pitch", 12.0)[0] == ("/rvcd/pitch", [12.0])
         (node,) = _mic_nodes(pipewire)
         props = pipewire.props(node)
+        assert props["rvcd.pid"] == rvcd.proc.pid, "the same process, so systemd still knows it"
         assert props["media.class"] == "Audio/Source/Virtual"
         assert props["node.description"] == DESCRIPTION
         status = rvcd.status()
@@ -274,7 +279,7 @@ def test_on_plain_jackd_the_log_says_why_there_is_no_virtual_mic(tmp_path, caplo
             d.start()
         try:
             assert "no virtual microphone: the JACK server is jackd, not PipeWire" in caplog.text
-            assert "pw-jack rvcd run" in caplog.text
+            assert "route rvcd:out_N with a patchbay" in caplog.text
             status = d.status()
             assert (status["virtual_mic"], status["virtual_mic_linked"]) == ("", 0)
             rig = Rig(server.name)
