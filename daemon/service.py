@@ -317,6 +317,8 @@ class Daemon:
     def _status_line(self) -> str:
         s = self.status()
         problems = "".join(f", {key.replace('_', ' ')} {s[key]}" for key in PROBLEM_COUNTERS if s.get(key))
+        if self.virtual_mic is not None and not s["virtual_mic_linked"]:
+            problems += ", virtual mic " + ("not linked" if s["virtual_mic"] else "unavailable")
         return (
             f"{s['engine']} {s['rate']} Hz, latency {s['latency_ms']:.0f} ms, load {s['load']:.2f}, "
             f"p99 {s['p99_ms']:.0f} ms, xruns {s['xruns']}, underruns {s['underruns']}{problems}"

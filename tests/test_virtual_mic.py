@@ -282,6 +282,7 @@ def test_on_plain_jackd_the_log_says_why_there_is_no_virtual_mic(tmp_path, caplo
             assert "route rvcd:out_N with a patchbay" in caplog.text
             status = d.status()
             assert (status["virtual_mic"], status["virtual_mic_linked"]) == ("", 0)
+            assert d._status_line().endswith(", virtual mic unavailable"), "in the periodic line and STATUS"
             rig = Rig(server.name)
             try:
                 assert _median_f0(rig.play(_tone(200.0, 1.5))[RATE // 2 :]) == pytest.approx(200.0, rel=0.03)
