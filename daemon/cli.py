@@ -671,7 +671,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Real-time RVC voice conversion for JACK/PipeWire, driven over OSC.\n\n"
             "Start with `rvcd make-test-model DIR` to get random-weight models in the real\n"
             "formats, `rvcd inspect MODEL.pth` to see what a voice model is, and\n"
-            "`rvcd convert IN.wav OUT.wav --model M --hubert H` to convert a file."
+            "`rvcd convert IN.wav OUT.wav --model M --hubert H` to convert a file.\n"
+            "On a PipeWire desktop, `rvcd config init --streaming && rvcd run` gives a\n"
+            'microphone named "rvcd voice" that every application can pick.'
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
