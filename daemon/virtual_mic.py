@@ -119,6 +119,20 @@ class Graph:
                 return port
         return None
 
+    def users(self, node_id: int) -> list[str]:
+        """Who records from the node: the application (or node) names at the other end of
+        links from its ports, sorted."""
+        outputs = {p["id"] for p in self.ports(node_id, "out")}
+        port_node = {p["id"]: self.props(p).get("node.id") for p in self._of_type("Port")}
+        nodes = {n["id"]: self.props(n) for n in self._of_type("Node")}
+        names = set()
+        for link in self._of_type("Link"):
+            info = link.get("info") or {}
+            if info.get("output-port-id") in outputs:
+                props = nodes.get(port_node.get(info.get("input-port-id")), {})
+                names.add(str(props.get("application.name") or props.get("node.name") or "?"))
+        return sorted(names)
+
     def linked(self, out_port: int, in_port: int) -> bool:
         return any(
             (link.get("info") or {}).get("output-port-id") == out_port
@@ -141,6 +155,8 @@ class VirtualMic:
         """What the log and status say about it: off, ready, or why there is none."""
         self.is_linked = False
         """Whether every out_N fed the node when the graph was last read."""
+        self.users: list[str] = []
+        """Who recorded from it when the graph was last read (application names)."""
         self._proc: subprocess.Popen[str] | None = None
         self._said: set[str] = set()
         self._retry_at: float | None = None
@@ -186,6 +202,11 @@ class VirtualMic:
         except (OSError, subprocess.SubprocessError, ValueError):
             return
         if any(n["id"] == self.node_id for n in graph.nodes_named(self.cfg.name)):
+            users = graph.users(self.node_id)
+            if users != self.users:
+                who = f"used by {', '.join(users)}" if users else "no longer used by any application"
+                log.info("virtual microphone '%s' %s", self.cfg.description, who)
+                self.users = users
             was, self.is_linked = self.is_linked, self._all_linked(graph, self.node_id)
             if was and not self.is_linked:
                 log.warning(
@@ -200,19 +221,26 @@ class VirtualMic:
 
     def status(self) -> dict[str, Any]:
         """For /rvcd/status: the device's node name ('' when there is none), its
-        description, and whether rvcd's outputs fed it when last looked at (1/0)."""
+        description, whether rvcd's outputs fed it (1/0) and who recorded from it, as
+        last looked at."""
         if self.node_id is None:
             return self.absent()
         return {
             "virtual_mic": self.cfg.name,
             "virtual_mic_description": self.cfg.description,
             "virtual_mic_linked": int(self.is_linked),
+            "virtual_mic_users": ", ".join(self.users),
         }
 
     @staticmethod
     def absent() -> dict[str, Any]:
         """The status of no virtual microphone."""
-        return {"virtual_mic": "", "virtual_mic_description": "", "virtual_mic_linked": 0}
+        return {
+            "virtual_mic": "",
+            "virtual_mic_description": "",
+            "virtual_mic_linked": 0,
+            "virtual_mic_users": "",
+        }
 
     def describe(self) -> str:
         """For the log's setup line."""
@@ -253,6 +281,7 @@ class VirtualMic:
     def _forget(self) -> None:
         self.node_id = None
         self.is_linked = False
+        self.users = []
         self.owned = False
         self.state = "off"
         if self._proc is not None and self._proc.poll() is not None:

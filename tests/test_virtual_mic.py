@@ -159,8 +159,11 @@ def test_the_virtual_mic_carries_the_voice_and_leaves_with_rvcd(pipewire, tmp_pa
             app = pipewire.popen("pw-record", "--target", MIC, "--rate", str(RATE), "--channels=1", str(wav))
             x = _tone(200.0, 2.0)
             out, monitor, mic = rig.play_all(x)
+            users = _wait_for(lambda: "pw-record" in rvcd.status()["virtual_mic_users"].split(", "), 8.0)
             app.send_signal(signal.SIGINT)
             app.wait(timeout=10)
+            assert users, "rvcd says who records its microphone"
+            assert f"virtual microphone '{DESCRIPTION}' used by pw-record" in rvcd.log.read_text()
             recorded, rate = sf.read(wav, dtype="float32")
             assert rate == RATE
             heard = _median_f0(recorded[len(recorded) // 3 :])
