@@ -26,6 +26,9 @@ log = logging.getLogger("rvcd.jack")
 # route them through logging at debug level instead.
 jack.set_error_function(lambda msg: log.debug("libjack: %s", msg))
 jack.set_info_function(lambda msg: log.debug("libjack: %s", msg))
+_DEAD_CLIENTS: list[jack.Client] = []
+"""Clients whose server died, kept (never closed) for as long as the process lives: see
+`JackIO._leave_dead_client`."""
 
 
 class JackUnavailableError(RuntimeError):
@@ -45,6 +48,10 @@ class JackIO:
         self.xruns = 0
         self.cycles = 0
         """Process callbacks so far: the serve loop watches it move."""
+        self.stalled = False
+        """Set with `server_gone` when the server stopped running the client without
+        saying so (PipeWire restarting): such a client is closed as usual."""
+        self._closed = False
         self.not_physical: tuple[str, ...] = ()
         """Clients whose ports @physical never picks (rvcd's own virtual microphone, whose
         input ports PipeWire marks as physical), as 'name:' prefixes."""
@@ -60,12 +67,13 @@ class JackIO:
             raise JackUnavailableError(
                 f"cannot connect to JACK ({where}): is jackd or PipeWire running?"
             ) from exc
-        if self.client.name != cfg.client_name:
+        self._name: str = self.client.name
+        if self._name != cfg.client_name:
             log.warning(
                 "the JACK client name '%s' is taken (another rvcd?): this one is '%s'; "
                 "set jack.client_name to tell them apart",
                 cfg.client_name,
-                self.client.name,
+                self._name,
             )
         try:
             self.inputs = [self.client.inports.register(f"in_{i + 1}") for i in range(cfg.channels)]
@@ -93,7 +101,8 @@ class JackIO:
 
     @property
     def name(self) -> str:
-        return self.client.name
+        """The client's name (as JACK gave it, read once: safe after closing)."""
+        return self._name
 
     def _process(self, frames: int) -> None:
         self.cycles += 1
@@ -111,7 +120,7 @@ class JackIO:
 
     def _port_connect(self, a: jack.Port, b: jack.Port, connected: bool) -> None:
         """JACK's notification thread: note a connection to or from one of our ports."""
-        prefix = self.client.name + ":"
+        prefix = self._name + ":"
         try:
             names = (a.name, b.name)
         except jack.JackError:
@@ -235,12 +244,30 @@ class JackIO:
     def update_latency(self) -> None:
         self._latency_reporter.recompute()
 
+    def _leave_dead_client(self) -> None:
+        """Leave a client whose server died without jack_client_close. Closing it makes
+        libjack (jackd2) cancel its threads with pthread_cancel, and a thread cancelled
+        while it waits for Python's GIL (to run a callback: the shutdown notice, an error
+        message) exits holding the GIL's lock, which hangs the whole process (seen when
+        the server vanished during start-up). So the client is kept, and its pointer
+        cleared so that nothing, not even garbage collection, closes it: what is left
+        behind is its memory and blocked threads, once per server outage."""
+        _DEAD_CLIENTS.append(self.client)
+        self.client._ptr = jack._ffi.NULL  # noqa: SLF001 (JACK-Client has no "forget" call)
+
     def _abandon(self) -> None:
         self.server_gone.set()
         self.close()
 
     def close(self) -> None:
-        """Deactivate, unregister the ports and leave the server (safe to call twice)."""
+        """Deactivate, unregister the ports and leave the server (safe to call twice); a
+        client whose server died is left instead (`_leave_dead_client`)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.server_gone.is_set() and not self.stalled:
+            self._leave_dead_client()
+            return
         try:
             if not self.server_gone.is_set():
                 self.client.deactivate()

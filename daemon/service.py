@@ -109,6 +109,10 @@ class Daemon:
         self.worker_beat = time.monotonic()
         """When the worker last went round its loop (monotonic s)."""
         self._starting = False
+        self._interruptible = False
+        """True while start() warms the engine up: the one long step a stop signal must
+        cut short (raising anywhere else could land in a libjack callback on this thread,
+        which cffi swallows with a traceback)."""
         self._hung_reported = False
         self.model_label = cfg.engine.model.name if cfg.engine.model else ""
         self.index_label = cfg.engine.index.name if cfg.engine.index else ""
@@ -352,7 +356,13 @@ class Daemon:
         jack_io = JackIO(self.cfg.jack, self.latency_samples)
         try:
             pipeline = self._make_pipeline(jack_io.rate, jack_io.period)
-            warm_ms = pipeline.warm_up()
+            self._interruptible = self._starting
+            try:
+                if self._interruptible and self._stop.is_set():
+                    raise StartupInterrupted("stop requested while starting")
+                warm_ms = pipeline.warm_up()
+            finally:
+                self._interruptible = False
         except BaseException:
             jack_io.close()
             raise
@@ -449,6 +459,10 @@ class Daemon:
                 self.osc.start()
         finally:
             self._starting = False
+        self._interruptible = False
+        """True while start() warms the engine up: the one long step a stop signal must
+        cut short (raising anywhere else could land in a libjack callback on this thread,
+        which cffi swallows with a traceback)."""
         if self._stop.is_set():
             raise StartupInterrupted("stop requested while starting")
         log.info("running: %s", self.setup_line())
@@ -623,7 +637,7 @@ class Daemon:
 
         def stop(*_: Any) -> None:
             self._stop.set()
-            if self._starting:
+            if self._interruptible:
                 raise StartupInterrupted("stop requested while starting")
 
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
@@ -661,6 +675,7 @@ class Daemon:
                 "no JACK process cycle for %.0f s: the server stopped running rvcd (PipeWire restarted?)",
                 now - seen[2],
             )
+            jack_io.stalled = True
             jack_io.server_gone.set()
         return seen
 
