@@ -20,6 +20,7 @@ import jack
 from rvcd.daemon.config import PHYSICAL_PORTS, JackConfig
 from rvcd.daemon.jack_latency import LatencyReporter
 from rvcd.daemon.pipeline import Pipeline
+from rvcd.daemon.pw_jack import pipewire_jack_loaded
 
 log = logging.getLogger("rvcd.jack")
 # libjack prints its own diagnostics (e.g. every failed connection attempt) to stderr;
@@ -239,7 +240,7 @@ class JackIO:
     @property
     def on_pipewire(self) -> bool:
         """Whether the JACK library in use is PipeWire's (so the server is PipeWire)."""
-        return "PipeWire" in jack.version_string()
+        return pipewire_jack_loaded()
 
     def update_latency(self) -> None:
         self._latency_reporter.recompute()
@@ -254,6 +255,12 @@ class JackIO:
         behind is its memory and blocked threads, once per server outage."""
         _DEAD_CLIENTS.append(self.client)
         self.client._ptr = jack._ffi.NULL  # noqa: SLF001 (JACK-Client has no "forget" call)
+
+    def stall(self) -> None:
+        """The server stopped running this client without saying so: treat it as gone,
+        but close the client as usual (see `stalled`)."""
+        self.stalled = True
+        self.server_gone.set()
 
     def _abandon(self) -> None:
         self.server_gone.set()

@@ -226,6 +226,10 @@ class Pipeline:
             streamer.reset()
         return 1000 * (time.perf_counter() - began)
 
+    def limiter_reduction_db(self) -> float:
+        """The output limiter's largest attenuation in the last block, dB, on any channel."""
+        return max((limiter.reduction_db for limiter in self.limiters), default=0.0)
+
     def limited_blocks(self) -> int:
         """Blocks in which the output limiter attenuated, on any channel."""
         return max((limiter.limited_blocks for limiter in self.limiters), default=0)

@@ -31,13 +31,18 @@ def pipewire_socket() -> Path | None:
     return path if path.is_socket() else None
 
 
+def pipewire_jack_loaded() -> bool:
+    """Whether the JACK library this process loaded is PipeWire's."""
+    import jack  # the library the process loaded decides: import it only when asked
+
+    return "PipeWire" in jack.version_string()
+
+
 def start_again_under_pw_jack() -> None:
     """If PipeWire runs but this process loaded another JACK library, replace this
     process with the same command under `pw-jack` (does not return); otherwise log why
     not, where that matters, and return."""
-    import jack  # the library the process loaded decides: import it only now
-
-    if "PipeWire" in jack.version_string() or pipewire_socket() is None:
+    if pipewire_jack_loaded() or pipewire_socket() is None:
         return
     if os.environ.get(MARK):
         log.warning("started under pw-jack, but the JACK library loaded is still not PipeWire's")

@@ -163,7 +163,7 @@ class Daemon:
             "client": self.jack.name if self.jack else "",
             "block_errors": self.counters.block_errors + (p.errors if p else 0),
             "load_failures": self.swapper.failures + self.counters.reload_failures,
-            "limiter_db": max((lim.reduction_db for lim in p.limiters), default=0.0) if p else 0.0,
+            "limiter_db": p.limiter_reduction_db() if p else 0.0,
             "limited_blocks": self.counters.limited_blocks + (p.limited_blocks() if p else 0),
             **(self.virtual_mic.status() if self.virtual_mic else VirtualMic.absent()),
             **(self.osc.counters.dropped() if self.osc else {}),
@@ -675,8 +675,7 @@ class Daemon:
                 "no JACK process cycle for %.0f s: the server stopped running rvcd (PipeWire restarted?)",
                 now - seen[2],
             )
-            jack_io.stalled = True
-            jack_io.server_gone.set()
+            jack_io.stall()
         return seen
 
     def serve(self) -> int:

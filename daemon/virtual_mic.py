@@ -311,9 +311,7 @@ class VirtualMic:
             log.info(
                 "virtual microphone: replacing '%s' (node %d) left by rvcd pid %d", name, node["id"], owner
             )
-            subprocess.run(
-                ["pw-cli", "destroy", str(node["id"])], capture_output=True, timeout=COMMAND_TIMEOUT_S
-            )
+            _run("pw-cli", "destroy", str(node["id"]))
         return self._make()
 
     def _make(self) -> dict[str, Any] | None:
@@ -396,12 +394,7 @@ class VirtualMic:
                 continue
             if graph.linked(ours["id"], mic["id"]):
                 continue
-            result = subprocess.run(
-                ["pw-link", str(ours["id"]), str(mic["id"])],
-                capture_output=True,
-                text=True,
-                timeout=COMMAND_TIMEOUT_S,
-            )
+            result = _run("pw-link", str(ours["id"]), str(mic["id"]))
             if result.returncode == 0:
                 done.append(f"{name} -> {self.cfg.description}:{mic_name}")
             else:
