@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -210,21 +211,31 @@ class Rig:
         self._conn.close()
 
 
-def port_appears(server: str, port: str, timeout: float = 30.0) -> bool:
-    """Wait up to `timeout` seconds for JACK port `port` to exist; whether it did."""
+def wait_until(done: Callable[[], object], timeout: float = 10.0) -> bool:
+    """Poll `done()` every 0.1 s for up to `timeout` seconds (a loaded machine may take a
+    while); whether it came true. Callers assert on the result or what follows."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            probe = jack.Client("probe", servername=server, no_start_server=True)
-            try:
-                if probe.get_ports(port):
-                    return True
-            finally:
-                probe.close()
-        except jack.JackOpenError:
-            pass
-        time.sleep(0.2)
+        if done():
+            return True
+        time.sleep(0.1)
     return False
+
+
+def _has_port(server: str, port: str) -> bool:
+    try:
+        probe = jack.Client("probe", servername=server, no_start_server=True)
+    except jack.JackOpenError:
+        return False
+    try:
+        return bool(probe.get_ports(port))
+    finally:
+        probe.close()
+
+
+def port_appears(server: str, port: str, timeout: float = 30.0) -> bool:
+    """Wait up to `timeout` seconds for JACK port `port` to exist; whether it did."""
+    return wait_until(lambda: _has_port(server, port), timeout)
 
 
 def delay_of(played: np.ndarray, recorded: np.ndarray, max_delay: int) -> int:

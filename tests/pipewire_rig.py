@@ -9,9 +9,10 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from jack_rig import wait_until
 
 TOOLS = ("pipewire", "wireplumber", "pw-jack", "pw-cli", "pw-dump", "pw-link", "pw-record", "dbus-daemon")
 PW_JACK_LIBRARY_PATH = "/usr/${LIB}/pipewire-0.3/jack"
@@ -82,12 +83,8 @@ class PipeWireSession:
         return "\n".join(p.read_text()[-2000:] for p in sorted(self.logs.iterdir()))
 
     def _wait(self, done: Any, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if done():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"the PipeWire session did not come up:\n{self.log_tail()}")
+        if not wait_until(done, timeout):
+            raise RuntimeError(f"the PipeWire session did not come up:\n{self.log_tail()}")
 
     # -- the graph ---------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import jack
 import numpy as np
 import pytest
-from jack_rig import PERIOD, RATE, JackServer, Rig, delay_of, port_appears
+from jack_rig import PERIOD, RATE, JackServer, Rig, delay_of, port_appears, wait_until
 from osc_probe import OscProbe
 from test_streamer import _median_f0, _tone
 
@@ -597,17 +597,10 @@ def test_the_log_tells_what_runs(tmp_path, server, caplog):
         assert part in line, (part, line)
 
 
-def _wait_until(done, timeout: float = 10.0) -> None:
-    """Poll `done()` (a loaded machine may take a while); the caller asserts after."""
-    deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
 def _reload_and_wait(d: Daemon, done, timeout: float = 20.0) -> None:
     """Ask the serve loop for a reload (as SIGHUP does) and wait until `done()`."""
     d.request_reload()
-    _wait_until(done, timeout)
+    wait_until(done, timeout)
     assert done(), "the reload did not take effect"
     time.sleep(0.3)
 
@@ -637,18 +630,18 @@ def test_connections_made_by_anyone_survive_a_reconfiguration(tmp_path, server, 
             deadline = time.monotonic() + 20
             while (d.pipeline is None or d.pipeline.period != 512) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            _wait_until(lambda: patched() == {"rvcd:in_1", "rvcd:out_1"})
+            wait_until(lambda: patched() == {"rvcd:in_1", "rvcd:out_1"})
             assert patched() == {"rvcd:in_1", "rvcd:out_1"}, "restored after the buffer-size change"
             assert "restored 2 connection(s)" in caplog.text
             cfg.write_text(cfg.read_text().replace("block: 0.1", "block: 0.2"))
             _reload_and_wait(d, lambda: d.pipeline is not None and d.pipeline.shape.block == RATE // 5)
-            _wait_until(lambda: patched() == {"rvcd:in_1", "rvcd:out_1"})
+            wait_until(lambda: patched() == {"rvcd:in_1", "rvcd:out_1"})
             assert patched() == {"rvcd:in_1", "rvcd:out_1"}, "restored after a reload that rebuilt the client"
             patchbay.disconnect(src, "rvcd:in_1")
             time.sleep(0.3)
             cfg.write_text(cfg.read_text().replace("block: 0.2", "block: 0.1"))
             _reload_and_wait(d, lambda: d.pipeline is not None and d.pipeline.shape.block == RATE // 10)
-            _wait_until(lambda: patched() == {"rvcd:out_1"})
+            wait_until(lambda: patched() == {"rvcd:out_1"})
             assert patched() == {"rvcd:out_1"}, "a connection removed by hand stays removed"
     finally:
         patchbay.close()

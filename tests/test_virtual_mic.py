@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from jack_rig import RATE, JackServer, Rig, delay_of
+from jack_rig import RATE, JackServer, Rig, delay_of, wait_until
 from osc_probe import OscProbe
 from pipewire_rig import PipeWireSession, missing_tools
 from test_jack_daemon import _config, _free_port
@@ -108,15 +108,6 @@ def _mic_nodes(pipewire: PipeWireSession) -> list[dict]:
     return pipewire.nodes_named(MIC)
 
 
-def _wait_for(done, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if done():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def _assert_carries(mic: np.ndarray, out: np.ndarray, period: int) -> None:
     """The microphone's signal is out_1's, sample for sample, up to whole PipeWire
     cycles later (the null sink passes its input to its monitor ports a cycle on)."""
@@ -159,7 +150,7 @@ def test_the_virtual_mic_carries_the_voice_and_leaves_with_rvcd(pipewire, tmp_pa
             app = pipewire.popen("pw-record", "--target", MIC, "--rate", str(RATE), "--channels=1", str(wav))
             x = _tone(200.0, 2.0)
             out, monitor, mic = rig.play_all(x)
-            users = _wait_for(lambda: "pw-record" in rvcd.status()["virtual_mic_users"].split(", "), 8.0)
+            users = wait_until(lambda: "pw-record" in rvcd.status()["virtual_mic_users"].split(", "), 8.0)
             app.send_signal(signal.SIGINT)
             app.wait(timeout=10)
             assert users, "rvcd says who records its microphone"
@@ -198,7 +189,7 @@ def test_the_virtual_mic_carries_the_voice_and_leaves_with_rvcd(pipewire, tmp_pa
         assert len(_mic_nodes(pipewire)) == 1
     finally:
         rvcd.stop(signal.SIGKILL)
-    assert _wait_for(lambda: not _mic_nodes(pipewire), 5.0), "the node is gone after SIGKILL"
+    assert wait_until(lambda: not _mic_nodes(pipewire), 5.0), "the node is gone after SIGKILL"
 
 
 def test_a_node_left_by_an_earlier_rvcd_is_replaced_not_duplicated(pipewire, tmp_path):
@@ -212,7 +203,7 @@ def test_a_node_left_by_an_earlier_rvcd_is_replaced_not_duplicated(pipewire, tmp
         f"audio.position=[MONO] object.linger=true rvcd.pid={dead.pid} }}",
     )
     assert stale.returncode == 0, stale.stdout + stale.stderr
-    assert _wait_for(lambda: len(_mic_nodes(pipewire)) == 1)
+    assert wait_until(lambda: len(_mic_nodes(pipewire)) == 1, 15.0)
     port = _free_port()
     rvcd = Running(pipewire, _write_config(tmp_path), port, tmp_path / "rvcd.log")
     try:
@@ -232,16 +223,20 @@ def test_a_quantum_change_or_a_reload_keeps_the_mic_fed(pipewire, tmp_path):
     try:
         quantum = pipewire.run("pw-metadata", "-n", "settings", "0", "clock.force-quantum", "512")
         assert quantum.returncode == 0, quantum.stderr
-        assert _wait_for(lambda: rvcd.status()["period"] == 512, 20.0), "reconfigured for the new quantum"
-        assert _wait_for(lambda: rvcd.status()["virtual_mic_linked"] == 1, 10.0)
+        assert wait_until(lambda: rvcd.status()["period"] == 512, 20.0), "reconfigured for the new quantum"
+        assert wait_until(lambda: rvcd.status()["virtual_mic_linked"] == 1, 10.0)
         assert len(_mic_nodes(pipewire)) == 1
 
         # SIGHUP onto another name: the old node goes, the new one is made and fed.
         config.write_text(config.read_text().replace(f"name: {MIC}", "name: rvcd-mic-2"))
         rvcd.proc.send_signal(signal.SIGHUP)
-        renamed = _wait_for(lambda: rvcd.status()["virtual_mic"] == "rvcd-mic-2", 20.0)
-        assert renamed, rvcd.log.read_text()[-2000:]
-        assert rvcd.status()["virtual_mic_linked"] == 1
+
+        # Linking follows the new node's appearance: wait for both, as an operator would.
+        def renamed_and_fed() -> bool:
+            status = rvcd.status()
+            return (status["virtual_mic"], status["virtual_mic_linked"]) == ("rvcd-mic-2", 1)
+
+        assert wait_until(renamed_and_fed, 20.0), rvcd.log.read_text()[-2000:]
         assert not _mic_nodes(pipewire) and len(pipewire.nodes_named("rvcd-mic-2")) == 1
     finally:
         pipewire.run("pw-metadata", "-n", "settings", "0", "clock.force-quantum", "0")
@@ -260,7 +255,7 @@ def test_the_mic_comes_back_after_pipewire_restarts(pipewire, tmp_path):
             rejoined = "reconnected to JACK" in rvcd.log.read_text()
             return rejoined and status["virtual_mic_linked"] == 1 and status["blocks"] > 0
 
-        assert _wait_for(back, 40.0), rvcd.log.read_text()[-3000:]
+        assert wait_until(back, 40.0), rvcd.log.read_text()[-3000:]
         assert len(_mic_nodes(pipewire)) == 1
         assert "no JACK process cycle" in rvcd.log.read_text()
         rig = Rig(None, outputs=(f"{DESCRIPTION}:capture_MONO",), env=pipewire.jack_env)
